@@ -1,0 +1,147 @@
+"""Server factory: wires Redis, the model, the engine, health and reflection into a gRPC server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import redis
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from interest.v1 import interest_pb2, interest_pb2_grpc
+
+from .config import Settings
+from .encoder import TextEncoder
+from .engine import Encoder, InterestEngine
+from .redis_launcher import EmbeddedRedis
+from .service import InterestService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = interest_pb2.DESCRIPTOR.services_by_name["InterestService"].full_name
+HEALTH_PROBE_INTERVAL_S = 0.5
+
+
+def connect_redis(url: str, timeout_s: float) -> redis.Redis:
+    """A client with bounded timeouts, so a stalled Redis turns into UNAVAILABLE, not a hang."""
+    return redis.Redis.from_url(url, socket_timeout=timeout_s,
+                                socket_connect_timeout=timeout_s, health_check_interval=10)
+
+
+@dataclass
+class RunningServer:
+    """A started server and what it owns; stop() releases all of it."""
+
+    server: grpc.Server
+    port: int
+    engine: InterestEngine
+    health: health.HealthServicer
+    redis_url: str
+    embedded_redis: EmbeddedRedis | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _monitor: threading.Thread | None = None
+
+    @property
+    def target(self) -> str:
+        """host:port a client on this machine can dial."""
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Graceful shutdown: NOT_SERVING, drain RPCs for grace_s, then release everything."""
+        self._stop.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+        self.engine.stop()
+        if self._monitor is not None:
+            self._monitor.join(timeout=2)
+        self.engine.redis.close()
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+
+    def wait(self) -> None:
+        """Block until the server terminates."""
+        self.server.wait_for_termination()
+
+
+def _set_health(servicer: health.HealthServicer, serving: bool) -> None:
+    status = (health_pb2.HealthCheckResponse.SERVING if serving
+              else health_pb2.HealthCheckResponse.NOT_SERVING)
+    for name in ("", SERVICE_NAME):
+        servicer.set(name, status)
+
+
+def _monitor_redis(running: RunningServer) -> None:
+    """NOT_SERVING while Redis does not answer, SERVING again as soon as it does."""
+    serving = True
+    while not running._stop.wait(HEALTH_PROBE_INTERVAL_S):
+        try:
+            running.engine.redis.ping()
+            ok = True
+        except redis.RedisError:
+            ok = False
+        if ok != serving and not running._stop.is_set():
+            log.warning("redis %s; health -> %s", "is back" if ok else "is unreachable",
+                        "SERVING" if ok else "NOT_SERVING")
+            _set_health(running.health, ok)
+            serving = ok
+
+
+def create_server(settings: Settings, encoder: Encoder | None = None) -> RunningServer:
+    """Build and start a server. Health says NOT_SERVING until the model is warm and the
+    catalog is loaded. Pass an already-loaded encoder to share one model between servers."""
+    embedded = None
+    url = settings.redis_url
+    if not url:
+        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
+        embedded.start()
+        url = embedded.url
+        log.info("embedded redis-server on port %d, data in %s", embedded.port,
+                 settings.data_dir)
+    try:
+        client = connect_redis(url, settings.redis_timeout_s)
+        client.ping()
+        if encoder is None:
+            encoder = TextEncoder(settings.model_dir, max_seq_length=settings.max_seq_length,
+                                  batch_size=settings.encode_batch_size)
+        engine = InterestEngine(settings, client, encoder)
+
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.workers,
+                                       thread_name_prefix="rpc"),
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+            options=[("grpc.max_receive_message_length", settings.max_message_bytes),
+                     ("grpc.max_send_message_length", settings.max_message_bytes)],
+        )
+        interest_pb2_grpc.add_InterestServiceServicer_to_server(
+            InterestService(engine, settings), server)
+        health_servicer = health.HealthServicer(
+            experimental_non_blocking=True,
+            experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=2))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        _set_health(health_servicer, False)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), server)
+        port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        if port == 0:
+            raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
+        server.start()
+
+        if hasattr(encoder, "warm"):
+            encoder.warm()
+        engine.start()
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    running = RunningServer(server, port, engine, health_servicer, url, embedded)
+    _set_health(health_servicer, True)
+    running._monitor = threading.Thread(target=_monitor_redis, args=(running,),
+                                        name="redis-health", daemon=True)
+    running._monitor.start()
+    log.info("serving %s on %s:%d (model %s, %d items)", SERVICE_NAME, settings.host, port,
+             encoder.model_id, engine.catalog_size())
+    return running

@@ -1,0 +1,197 @@
+"""The interest engine: the domain operations behind every RPC, free of gRPC."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from . import conceptualizer as cz
+from .catalog import CatalogFollower, CatalogStore
+from .concepts import ConceptPhrase, Polarity
+from .config import Settings
+from .errors import InvalidArgument
+from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
+from .interest_model import DecayedAverageModel
+from .item_index import CatalogItem, ItemIndex, StaleView
+from .ranking import Ranker, RankOptions, RankResult, RecentItem
+from .user_store import UserSnapshot, UserStore
+
+log = logging.getLogger(__name__)
+
+POPULARITY_CANDIDATES = 2000
+"""How many of the most popular items a cold-start list is drawn from."""
+
+_VERBS = {EventType.VIEW: "viewed", EventType.CLICK: "clicked", EventType.LIKE: "liked",
+          EventType.PURCHASE: "bought", EventType.RATING: "rated"}
+
+
+class Encoder:
+    """What the engine needs of a language model (TextEncoder implements it)."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # pragma: no cover
+
+    def embed_concepts(self, phrases: Sequence[str]) -> np.ndarray: ...  # pragma: no cover
+
+
+@dataclass
+class UserView:
+    """A user's state as GetUserState reports it."""
+
+    snapshot: UserSnapshot
+    concepts: list[cz.GroundedConcept]
+    interest: np.ndarray | None
+
+
+class InterestEngine:
+    """Owns the stores, the item index and the model; one per server process."""
+
+    def __init__(self, settings: Settings, client: redis.Redis, encoder: Encoder,
+                 rewrite: Callable[[str], list[ConceptPhrase]] | None = None) -> None:
+        self.settings = settings
+        self.redis = client
+        self.encoder = encoder
+        self.model = DecayedAverageModel(settings.half_life_s)
+        self.users = UserStore(client, self.model, encoder.model_id, encoder.dim,
+                               settings.window_size, settings.dedupe_ttl_s,
+                               settings.popularity_half_life_s)
+        self.catalog = CatalogStore(client, settings.catalog_stream_maxlen)
+        self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts)
+        self.follower = CatalogFollower(self.catalog, self.index, encoder.model_id,
+                                        encoder.embed)
+        self.ranker = Ranker(self.index)
+        self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.model_id,
+                                                rewrite)
+
+    def start(self) -> None:
+        """Load the catalog and follow its changes."""
+        self.follower.load()
+        self.follower.start()
+
+    def stop(self) -> None:
+        """Stop background work."""
+        self.follower.stop()
+
+    # ---- events -------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[EventRecord | EventResult]) -> list[EventResult]:
+        """Apply validated events; items in `events` that are already results pass through.
+
+        Events about items unknown to the catalog are rejected in band.
+        """
+        results: list[EventResult | None] = [None] * len(events)
+        todo: list[tuple[int, EventRecord]] = []
+        for i, ev in enumerate(events):
+            if isinstance(ev, EventResult):
+                results[i] = ev
+            elif ev.item_id not in self.index and not self._known_in_store(ev.item_id):
+                results[i] = EventResult(Outcome.REJECTED, 0, RejectReason.UNKNOWN_ITEM,
+                                         f"item_id {ev.item_id!r} is not in the catalog")
+            else:
+                todo.append((i, ev))
+        if todo:
+            applied = self.users.apply_events([ev for _, ev in todo], self._item_vector)
+            for (i, _), result in zip(todo, applied, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _known_in_store(self, item_id: str) -> bool:
+        # Another process may have upserted it a moment ago; catch up before rejecting.
+        item = self.catalog.fetch([item_id])[0]
+        if item is None:
+            return False
+        self.index.upsert(self.follower.current_model([item]))
+        return True
+
+    def _item_vector(self, item_id: str) -> np.ndarray:
+        vec = self.index.vector(item_id)
+        if vec is None:  # deleted between the check and now: contributes nothing
+            return np.zeros(self.encoder.dim, dtype=np.float32)
+        return vec
+
+    # ---- concepts -----------------------------------------------------------------------
+
+    def encode_interest(self, user_id: str, text: str, merge: bool
+                        ) -> tuple[list[cz.GroundedConcept], list[cz.GroundedConcept]]:
+        """Parse, encode and store concepts; returns (found in text, stored after)."""
+        found = self.conceptualizer.encode(text)
+        stored: list[cz.StoredConcept] = []
+
+        def update(current: bytes | None) -> bytes:
+            nonlocal stored
+            old = self.conceptualizer.current(cz.loads(current)) if merge else []
+            stored = self.conceptualizer.merge(old, found)
+            return cz.dumps(stored)
+
+        self.users.store_concepts(user_id, update)
+        return self.ground(found), self.ground(stored)
+
+    def ground(self, concepts: list[cz.StoredConcept]) -> list[cz.GroundedConcept]:
+        """Link concepts to the catalog's current attribute vocabulary."""
+        pairs, vocab = self.index.vocabulary()
+        return cz.ground(concepts, pairs, vocab, self.settings.grounding_threshold,
+                         self.settings.grounding_margin)
+
+    # ---- recommendations ----------------------------------------------------------------
+
+    def recommend(self, user_id: str, opts: RankOptions) -> tuple[RankResult, int]:
+        """Rank the catalog for a user; returns the result and the state version used."""
+        snap = self.users.snapshot(user_id)
+        concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
+        interest = self.model.interest(snap.accumulator) if snap.model == \
+            self.encoder.model_id else None
+        recent = [RecentItem(e["i"], _VERBS[EventType(e["t"])]) for e in snap.recent
+                  if EventType(e["t"]) in _VERBS and not (
+                      e["t"] == EventType.RATING and (e.get("v") or 0) < 3)]
+        popularity = {} if interest is not None or any(
+            c.concept.polarity == Polarity.POSITIVE for c in concepts) else dict(
+            self.users.popular(POPULARITY_CANDIDATES))
+        for _attempt in range(3):
+            try:
+                result = self.ranker.rank(self.index.view(), interest, concepts,
+                                          sorted(snap.consumed), recent, popularity, opts)
+                return result, snap.version
+            except StaleView:
+                continue
+        raise InvalidArgument("the catalog is being compacted; retry")  # pragma: no cover
+
+    # ---- catalog ------------------------------------------------------------------------
+
+    def upsert_items(self, items: Sequence[tuple[str, str, dict[str, tuple[str, ...]]]]) -> int:
+        """Embed and store items; they are in this process's index on return."""
+        if not items:
+            return 0
+        vectors = self.encoder.embed([text for _, text, _ in items])
+        catalog_items = [CatalogItem(item_id, text, attrs, vec, self.encoder.model_id)
+                         for (item_id, text, attrs), vec in zip(items, vectors, strict=True)]
+        self.catalog.upsert(catalog_items)
+        self.index.upsert(catalog_items)
+        return len(catalog_items)
+
+    def delete_items(self, item_ids: Sequence[str]) -> int:
+        """Remove items from Redis and this process's index."""
+        deleted = self.catalog.delete(item_ids)
+        self.index.delete(item_ids)
+        return deleted
+
+    def catalog_size(self) -> int:
+        """Items in this process's index."""
+        return len(self.index)
+
+    # ---- users --------------------------------------------------------------------------
+
+    def user_state(self, user_id: str) -> UserView:
+        """Everything stored about a user."""
+        snap = self.users.snapshot(user_id)
+        concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
+        return UserView(snap, concepts, self.model.interest(snap.accumulator))
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase every key of the user."""
+        return self.users.delete_user(user_id)

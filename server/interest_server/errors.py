@@ -1,0 +1,31 @@
+"""The closed set of domain errors; grpc_errors.py maps each to one gRPC status code."""
+
+from __future__ import annotations
+
+
+class InterestError(Exception):
+    """Base of every error the domain code raises on purpose."""
+
+
+class InvalidArgument(InterestError):
+    """The request is malformed; the message names the field and the limit."""
+
+
+class NotFound(InterestError):
+    """A named entity does not exist."""
+
+
+class FailedPrecondition(InterestError):
+    """The system is not in a state that allows the call (e.g. empty catalog)."""
+
+
+class ResourceExhausted(InterestError):
+    """A capacity limit was hit; retry later or send less."""
+
+
+class Unavailable(InterestError):
+    """A dependency (Redis) is unreachable or timed out; safe to retry."""
+
+
+class Aborted(InterestError):
+    """Concurrent writers kept conflicting; safe to retry."""

@@ -1,0 +1,87 @@
+"""The one place that maps domain and Redis errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import redis
+
+from . import errors
+
+log = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "internal error; quote request id {rid} when reporting it"
+
+_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and caller-safe message for an exception."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code, str(exc)
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        # Never echo redis' own message: it names the server address.
+        return grpc.StatusCode.UNAVAILABLE, "the state store timed out; retry later"
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.BusyLoadingError):
+        return grpc.StatusCode.UNAVAILABLE, "the state store is unreachable; retry later"
+    if isinstance(exc, redis.exceptions.ResponseError) and "OOM" in str(exc):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, "the state store is out of memory"
+    rid = uuid.uuid4().hex[:16]
+    log.error("request %s failed", rid, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE.format(rid=rid)
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    code, message = status_for(exc)
+    if code != grpc.StatusCode.INTERNAL:
+        log.info("%s: %s", code.name, message)
+    context.abort(code, message)
+
+
+def rpc(method: F) -> F:
+    """Wrap a servicer method (unary or streaming-response) so every exception becomes a status.
+
+    The exception context.abort() raises to unwind passes through untouched.
+    """
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream_wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                yield from method(self, request, context)
+            except Exception as exc:
+                if _is_abort(exc, context):
+                    raise
+                _abort(context, exc)
+        return stream_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def unary_wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except Exception as exc:
+            if _is_abort(exc, context):
+                raise
+            _abort(context, exc)
+    return unary_wrapper  # type: ignore[return-value]
+
+
+def _is_abort(exc: BaseException, context: grpc.ServicerContext) -> bool:
+    # context.abort() records the status, then raises a bare Exception to unwind the handler.
+    code = context.code()
+    return type(exc) is Exception and code is not None and code != grpc.StatusCode.OK

@@ -1,0 +1,227 @@
+"""In-memory item index: the catalog's vectors as one matrix, attributes as posting lists."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+AttrPair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One catalog item as stored in Redis and held in the index."""
+
+    item_id: str
+    text: str
+    attributes: dict[str, tuple[str, ...]]
+    vector: np.ndarray
+    model: str
+
+
+@dataclass(frozen=True)
+class IndexView:
+    """A consistent read view: rows [0, n) of the matrix, with a liveness mask."""
+
+    vectors: np.ndarray
+    alive: np.ndarray
+    ids: Sequence[str]
+    n: int
+    generation: int
+
+
+class StaleView(Exception):
+    """The index was compacted after the view was taken; take a new view and retry."""
+
+
+class ItemIndex:
+    """Rows are appended and overwritten in place and deleted by tombstone, so a reader holding
+    an IndexView keeps a valid matrix without copying it; growth and compaction swap in new
+    arrays. Attribute values are embedded once into a vocabulary used to ground concepts."""
+
+    def __init__(self, dim: int, embed_values: Callable[[list[str]], np.ndarray] | None = None,
+                 initial_capacity: int = 1024) -> None:
+        self.dim = dim
+        self._embed_values = embed_values
+        self._lock = threading.RLock()
+        self._vectors = np.zeros((initial_capacity, dim), dtype=np.float32)
+        self._alive = np.zeros(initial_capacity, dtype=bool)
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._texts: list[str] = []
+        self._attrs: list[dict[str, tuple[str, ...]]] = []
+        self._postings: dict[AttrPair, set[int]] = {}
+        self._has_attr: dict[str, set[int]] = {}
+        self._vocab: dict[AttrPair, np.ndarray] = {}
+        self._dead = 0
+        self._generation = 0
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def upsert(self, items: Iterable[CatalogItem]) -> None:
+        """Insert or replace items (by id)."""
+        items = list(items)
+        self._extend_vocabulary(items)
+        with self._lock:
+            for item in items:
+                row = self._row.get(item.item_id)
+                if row is None:
+                    row = len(self._ids)
+                    self._ensure_capacity(row + 1)
+                    self._ids.append(item.item_id)
+                    self._texts.append("")
+                    self._attrs.append({})
+                    self._row[item.item_id] = row
+                else:
+                    self._unpost(row)
+                self._vectors[row] = item.vector
+                self._texts[row] = item.text
+                self._attrs[row] = dict(item.attributes)
+                self._post(row)
+                self._alive[row] = True
+
+    def delete(self, item_ids: Iterable[str]) -> int:
+        """Remove items; returns how many were present."""
+        removed = 0
+        with self._lock:
+            for item_id in item_ids:
+                row = self._row.pop(item_id, None)
+                if row is None:
+                    continue
+                self._unpost(row)
+                self._alive[row] = False
+                self._attrs[row] = {}
+                self._dead += 1
+                removed += 1
+            if self._dead > 1024 and self._dead > len(self._ids) // 4:
+                self._compact()
+        return removed
+
+    def _ensure_capacity(self, rows: int) -> None:
+        if rows <= len(self._vectors):
+            return
+        capacity = max(rows, 2 * len(self._vectors))
+        vectors = np.zeros((capacity, self.dim), dtype=np.float32)
+        vectors[: len(self._ids)] = self._vectors[: len(self._ids)]
+        alive = np.zeros(capacity, dtype=bool)
+        alive[: len(self._ids)] = self._alive[: len(self._ids)]
+        self._vectors, self._alive = vectors, alive
+
+    def _compact(self) -> None:
+        keep = [r for r in range(len(self._ids)) if self._alive[r]]
+        vectors = np.zeros((max(len(keep), 1024), self.dim), dtype=np.float32)
+        vectors[: len(keep)] = self._vectors[keep]
+        alive = np.zeros(len(vectors), dtype=bool)
+        alive[: len(keep)] = True
+        self._ids = [self._ids[r] for r in keep]
+        self._texts = [self._texts[r] for r in keep]
+        self._attrs = [self._attrs[r] for r in keep]
+        self._row = {item_id: r for r, item_id in enumerate(self._ids)}
+        self._vectors, self._alive, self._dead = vectors, alive, 0
+        self._generation += 1
+        self._postings, self._has_attr = {}, {}
+        for r in range(len(keep)):
+            self._post(r)
+
+    def _post(self, row: int) -> None:
+        for name, values in self._attrs[row].items():
+            self._has_attr.setdefault(name, set()).add(row)
+            for value in values:
+                self._postings.setdefault((name, value), set()).add(row)
+
+    def _unpost(self, row: int) -> None:
+        for name, values in self._attrs[row].items():
+            self._has_attr.get(name, set()).discard(row)
+            for value in values:
+                self._postings.get((name, value), set()).discard(row)
+
+    def _extend_vocabulary(self, items: list[CatalogItem]) -> None:
+        if self._embed_values is None:
+            return
+        with self._lock:
+            new = sorted({(name, value) for item in items for name, values in
+                          item.attributes.items() for value in values} - self._vocab.keys())
+        if not new:
+            return
+        # Embed outside the lock: encoding is slow and readers must not wait for it.
+        vectors = self._embed_values([value for _, value in new])
+        with self._lock:
+            for pair, vec in zip(new, vectors, strict=True):
+                self._vocab[pair] = vec
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def view(self) -> IndexView:
+        """A read view that stays valid while writers continue."""
+        with self._lock:
+            n = len(self._ids)
+            return IndexView(self._vectors[:n], self._alive[:n].copy(), self._ids, n,
+                             self._generation)
+
+    def _check(self, view: IndexView) -> None:
+        if view.generation != self._generation:
+            raise StaleView()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._row)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._row
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        """The item's vector (a copy), or None if unknown."""
+        with self._lock:
+            row = self._row.get(item_id)
+            return None if row is None else self._vectors[row].copy()
+
+    def rows(self, item_ids: Iterable[str], view: IndexView) -> np.ndarray:
+        """Row numbers (within the view) of the known ids among item_ids."""
+        with self._lock:
+            self._check(view)
+            found = [self._row.get(i) for i in item_ids]
+        return np.array([r for r in found if r is not None and r < view.n], dtype=np.int64)
+
+    def rows_aligned(self, item_ids: Sequence[str], view: IndexView) -> np.ndarray:
+        """Row of each id within the view, -1 where unknown (same length as item_ids)."""
+        with self._lock:
+            self._check(view)
+            found = [self._row.get(i, -1) for i in item_ids]
+        return np.array([r if r < view.n else -1 for r in found], dtype=np.int64)
+
+    def mask(self, pairs: Iterable[AttrPair], view: IndexView) -> np.ndarray:
+        """Rows carrying at least one of the (name, value) pairs."""
+        n = view.n
+        out = np.zeros(n, dtype=bool)
+        with self._lock:
+            self._check(view)
+            for pair in pairs:
+                rows = [r for r in self._postings.get(pair, ()) if r < n]
+                out[rows] = True
+        return out
+
+    def has_attribute_mask(self, name: str, view: IndexView) -> np.ndarray:
+        """Rows with any value for the attribute name."""
+        n = view.n
+        out = np.zeros(n, dtype=bool)
+        with self._lock:
+            self._check(view)
+            out[[r for r in self._has_attr.get(name, ()) if r < n]] = True
+        return out
+
+    def describe(self, row: int, view: IndexView) -> tuple[str, dict[str, tuple[str, ...]]]:
+        """Text and attributes of a row of the view."""
+        with self._lock:
+            self._check(view)
+            return self._texts[row], dict(self._attrs[row])
+
+    def vocabulary(self) -> tuple[list[AttrPair], np.ndarray]:
+        """Every (attribute, value) seen in the catalog with its embedding."""
+        with self._lock:
+            pairs = sorted(self._vocab)
+            if not pairs:
+                return [], np.zeros((0, self.dim), dtype=np.float32)
+            return pairs, np.stack([self._vocab[p] for p in pairs])

@@ -1,0 +1,28 @@
+-- Apply a batch of new events of one user, atomically, if nobody changed the user meanwhile.
+-- KEYS: state, window, seen, event_ids, event_times, concepts (see keys.py)
+-- ARGV: expected_version, vec, t_ref, model, window_size, now_ms, dedupe_cutoff_ms, count,
+--       then count x (event_id, fingerprint, window_entry, item_id)
+-- Returns the new version, or -1 when the version moved (the caller re-reads and retries).
+local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if version ~= tonumber(ARGV[1]) then
+  return -1
+end
+local count = tonumber(ARGV[8])
+for j = 0, count - 1 do
+  local base = 8 + j * 4
+  redis.call('HSET', KEYS[4], ARGV[base + 1], ARGV[base + 2])
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[base + 1])
+  redis.call('LPUSH', KEYS[2], ARGV[base + 3])
+  redis.call('SADD', KEYS[3], ARGV[base + 4])
+end
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
+-- Forget event ids past the dedupe horizon, a bounded number per call.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[7], 'LIMIT', 0, 500)
+if #expired > 0 then
+  redis.call('HDEL', KEYS[4], unpack(expired))
+  redis.call('ZREM', KEYS[5], unpack(expired))
+end
+local applied = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') + count
+redis.call('HSET', KEYS[1], 'v', version + 1, 'vec', ARGV[2], 't', ARGV[3], 'n', applied,
+  'm', ARGV[4], 'u', ARGV[6])
+return version + 1

@@ -1,0 +1,207 @@
+"""The gRPC servicer: validate, call the engine, translate; errors map in grpc_errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import grpc
+from interest.v1 import interest_pb2 as pb
+from interest.v1 import interest_pb2_grpc
+
+from . import validation as v
+from .concepts import Polarity
+from .conceptualizer import GroundedConcept
+from .config import Settings
+from .engine import InterestEngine
+from .errors import InvalidArgument
+from .events import EventRecord, EventResult, Outcome, RejectReason
+from .grpc_errors import rpc
+from .ranking import RankOptions
+
+log = logging.getLogger(__name__)
+
+
+class InterestService(interest_pb2_grpc.InterestServiceServicer):
+    """interest.v1.InterestService over an InterestEngine."""
+
+    def __init__(self, engine: InterestEngine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    # ---- events -------------------------------------------------------------------------
+
+    @rpc
+    def StreamEvents(self, request_iterator: Iterator[pb.EventBatch],  # noqa: N802
+                     context: grpc.ServicerContext) -> Iterator[pb.EventBatchAck]:
+        # One batch at a time: the next message is read only after this one's acks are sent,
+        # so HTTP/2 flow control pushes back on a client that outruns Redis.
+        for batch in request_iterator:
+            if not context.is_active():
+                return
+            yield self._ingest(batch)
+
+    @rpc
+    def IngestEvents(self, request: pb.EventBatch,  # noqa: N802
+                     context: grpc.ServicerContext) -> pb.EventBatchAck:
+        return self._ingest(request)
+
+    def _ingest(self, batch: pb.EventBatch) -> pb.EventBatchAck:
+        v.check_count("events", len(batch.events), self.settings.max_events_per_batch)
+        records: list[EventRecord | EventResult] = []
+        for ev in batch.events:
+            try:
+                records.append(v.validate_event(
+                    ev.event_id, ev.user_id, ev.item_id, ev.type,
+                    ev.value if ev.HasField("value") else None, ev.timestamp_ms, self.settings))
+            except InvalidArgument as exc:
+                records.append(EventResult(Outcome.REJECTED, 0, RejectReason.INVALID_FIELD,
+                                           str(exc)))
+        results = self.engine.ingest(records)
+        ack = pb.EventBatchAck(batch_id=batch.batch_id)
+        for ev, result in zip(batch.events, results, strict=True):
+            ack.acks.add(event_id=ev.event_id, status=int(result.outcome),
+                         reason=int(result.reason or 0), message=result.message,
+                         user_version=result.user_version)
+        ack.applied = sum(r.outcome == Outcome.APPLIED for r in results)
+        ack.duplicates = sum(r.outcome == Outcome.DUPLICATE for r in results)
+        ack.rejected = sum(r.outcome == Outcome.REJECTED for r in results)
+        return ack
+
+    # ---- concepts -----------------------------------------------------------------------
+
+    @rpc
+    def EncodeInterest(self, request: pb.EncodeInterestRequest,  # noqa: N802
+                       context: grpc.ServicerContext) -> pb.EncodeInterestResponse:
+        s = self.settings
+        user_id = v.check_id("user_id", request.user_id, s.max_id_length)
+        text = v.check_text("text", request.text, s.max_text_length)
+        if request.mode not in pb.EncodeMode.values():
+            raise InvalidArgument(f"mode {request.mode} is not a known EncodeMode")
+        found, stored = self.engine.encode_interest(user_id, text,
+                                                    merge=request.mode == pb.ENCODE_MODE_MERGE)
+        return pb.EncodeInterestResponse(user_id=user_id, concepts=[_concept(g) for g in found],
+                                         stored=[_concept(g) for g in stored],
+                                         model=self.engine.encoder.model_id)
+
+    # ---- recommendations ----------------------------------------------------------------
+
+    @rpc
+    def Recommend(self, request: pb.RecommendRequest,  # noqa: N802
+                  context: grpc.ServicerContext) -> pb.RecommendResponse:
+        s = self.settings
+        user_id = v.check_id("user_id", request.user_id, s.max_id_length)
+        o = request.options
+        opts = RankOptions(
+            k=v.check_k(request.k, s),
+            theta=v.check_unit_float("options.theta", o.theta, -1.0, 1.0)
+            if o.HasField("theta") else s.theta,
+            concept_weight=v.check_unit_float("options.concept_weight", o.concept_weight,
+                                              0.0, 100.0)
+            if o.HasField("concept_weight") else s.concept_weight,
+            exclude_consumed=o.exclude_consumed if o.HasField("exclude_consumed") else True,
+            exclude_item_ids=[v.check_id("options.exclude_item_ids", i, s.max_id_length)
+                              for i in _limited("options.exclude_item_ids",
+                                                o.exclude_item_ids, s.max_k * 10)],
+            include=_filters("options.include", o.include, s),
+            exclude=_filters("options.exclude", o.exclude, s),
+        )
+        result, version = self.engine.recommend(user_id, opts)
+        resp = pb.RecommendResponse(user_id=user_id, removed_by_dislikes=result.removed_by_dislikes,
+                                    removed_consumed=result.removed_consumed,
+                                    removed_by_filters=result.removed_by_filters,
+                                    user_version=version, strategy=result.strategy)
+        for item in result.items:
+            out = resp.items.add(item_id=item.item_id, score=item.score, text=item.text)
+            for name, values in item.attributes.items():
+                out.attributes.add(name=name, values=list(values))
+            for r in item.reasons:
+                out.reasons.add(kind=r.kind, text=r.text, source=r.source,
+                                contribution=r.contribution)
+        return resp
+
+    # ---- catalog ------------------------------------------------------------------------
+
+    @rpc
+    def UpsertItems(self, request_iterator: Iterator[pb.UpsertItemsRequest],  # noqa: N802
+                    context: grpc.ServicerContext) -> pb.UpsertItemsResponse:
+        s = self.settings
+        total = 0
+        for request in request_iterator:
+            v.check_count("items", len(request.items), s.max_items_per_upsert)
+            items = []
+            for item in request.items:
+                items.append((
+                    v.check_id("item_id", item.item_id, s.max_id_length),
+                    v.check_text(f"items[{item.item_id}].text", item.text,
+                                 s.max_item_text_length),
+                    v.check_attributes(f"items[{item.item_id}].attributes",
+                                       [(a.name, list(a.values)) for a in item.attributes], s),
+                ))
+            total += self.engine.upsert_items(items)
+        return pb.UpsertItemsResponse(upserted=total, model=self.engine.encoder.model_id,
+                                      catalog_size=self.engine.catalog_size())
+
+    @rpc
+    def DeleteItems(self, request: pb.DeleteItemsRequest,  # noqa: N802
+                    context: grpc.ServicerContext) -> pb.DeleteItemsResponse:
+        s = self.settings
+        v.check_count("item_ids", len(request.item_ids), s.max_items_per_upsert)
+        ids = [v.check_id("item_ids", i, s.max_id_length) for i in request.item_ids]
+        deleted = self.engine.delete_items(ids)
+        return pb.DeleteItemsResponse(deleted=deleted, catalog_size=self.engine.catalog_size())
+
+    # ---- users --------------------------------------------------------------------------
+
+    @rpc
+    def GetUserState(self, request: pb.GetUserStateRequest,  # noqa: N802
+                     context: grpc.ServicerContext) -> pb.GetUserStateResponse:
+        user_id = v.check_id("user_id", request.user_id, self.settings.max_id_length)
+        view = self.engine.user_state(user_id)
+        snap = view.snapshot
+        resp = pb.GetUserStateResponse(user_id=user_id, version=snap.version,
+                                       consumed_count=len(snap.consumed),
+                                       concepts=[_concept(g) for g in view.concepts],
+                                       model=snap.model, event_count=snap.event_count)
+        for e in snap.recent:
+            recent = resp.recent_events.add(event_id=e["e"], item_id=e["i"], type=e["t"],
+                                            timestamp_ms=e["ts"])
+            if e.get("v") is not None:
+                recent.value = e["v"]
+        if request.include_vector and view.interest is not None:
+            resp.interest_vector.extend(view.interest.tolist())
+        return resp
+
+    @rpc
+    def DeleteUser(self, request: pb.DeleteUserRequest,  # noqa: N802
+                   context: grpc.ServicerContext) -> pb.DeleteUserResponse:
+        user_id = v.check_id("user_id", request.user_id, self.settings.max_id_length)
+        return pb.DeleteUserResponse(keys_deleted=self.engine.delete_user(user_id))
+
+
+def _concept(g: GroundedConcept) -> pb.Concept:
+    c = g.concept
+    return pb.Concept(
+        phrase=c.phrase,
+        polarity=pb.POLARITY_POSITIVE if c.polarity == Polarity.POSITIVE
+        else pb.POLARITY_NEGATIVE,
+        weight=c.weight,
+        links=[pb.AttributeLink(name=name, value=value, similarity=sim)
+               for (name, value), sim in g.links])
+
+
+def _limited(field: str, values: list[str], limit: int) -> list[str]:
+    v.check_count(field, len(values), limit, allow_empty=True)
+    return list(values)
+
+
+def _filters(field: str, filters: list[pb.AttributeFilter], s: Settings
+             ) -> list[tuple[str, list[str]]]:
+    out = []
+    v.check_count(field, len(filters), s.max_attributes_per_item, allow_empty=True)
+    for f in filters:
+        name = v.check_id(f"{field}.name", f.name, s.max_id_length)
+        v.check_count(f"{field}[{name}].values", len(f.values), s.max_attributes_per_item)
+        out.append((name, [v.check_id(f"{field}[{name}].values", x, s.max_id_length)
+                           for x in f.values]))
+    return out

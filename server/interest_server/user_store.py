@@ -1,0 +1,250 @@
+"""Per-user interest state in Redis: atomic, idempotent event application and state reads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from .errors import Aborted
+from .events import EventRecord, EventResult, Outcome, RejectReason
+from .interest_model import DecayedAverageModel, WeightedItem, event_weight
+from .keys import POPULARITY, UserKeys, user_keys
+
+log = logging.getLogger(__name__)
+
+MAX_CAS_ATTEMPTS = 32
+"""Optimistic retries before giving up with ABORTED (only under extreme same-user contention)."""
+POPULARITY_EPOCH_MS = 1_767_225_600_000  # 2026-01-01: forward decay is relative to this.
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+def pack_vector(vec: np.ndarray) -> bytes:
+    """Little-endian float32 bytes."""
+    return np.asarray(vec, dtype="<f4").tobytes()
+
+
+def unpack_vector(raw: bytes | None) -> np.ndarray | None:
+    """Inverse of pack_vector; None stays None."""
+    if not raw:
+        return None
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+
+@dataclass
+class UserSnapshot:
+    """What Recommend and GetUserState need of one user, read in one round trip."""
+
+    user_id: str
+    version: int = 0
+    accumulator: np.ndarray | None = None
+    model: str = ""
+    event_count: int = 0
+    recent: list[dict] = field(default_factory=list)
+    consumed: set[str] = field(default_factory=set)
+    concepts_json: bytes | None = None
+
+
+@dataclass
+class _Pending:
+    """One user's share of a batch while it is being applied."""
+
+    user_id: str
+    keys: UserKeys
+    indices: list[int]
+
+
+class UserStore:
+    """Reads and writes user state. Every write is one Lua script guarded by the state version,
+    so two server processes writing the same user never lose each other's updates."""
+
+    def __init__(self, client: redis.Redis, model: DecayedAverageModel, model_id: str,
+                 dim: int, window_size: int, dedupe_ttl_s: int,
+                 popularity_half_life_s: float) -> None:
+        self.redis = client
+        self.model = model
+        self.model_id = model_id
+        self.dim = dim
+        self.window_size = window_size
+        self.dedupe_ttl_ms = dedupe_ttl_s * 1000
+        self.popularity_half_life_ms = popularity_half_life_s * 1000.0
+        source = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
+        self._apply = client.register_script(source)
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def apply_events(self, events: Sequence[EventRecord],
+                     item_vector: Callable[[str], np.ndarray]) -> list[EventResult]:
+        """Apply a batch (any mix of users); one result per event, in order.
+
+        Events must already be validated and refer to known items. Duplicates (same id, same
+        payload) are reported, conflicting replays rejected, and the rest applied atomically per
+        user. Raises redis errors when Redis is unreachable: then nothing was acknowledged.
+        """
+        results: list[EventResult | None] = [None] * len(events)
+        pending: dict[str, _Pending] = {}
+        for i, ev in enumerate(events):
+            pending.setdefault(ev.user_id, _Pending(ev.user_id, user_keys(ev.user_id), []))
+            pending[ev.user_id].indices.append(i)
+        received_ms = now_ms()
+        applied_items: list[tuple[str, int]] = []
+        todo = list(pending.values())
+        for _attempt in range(MAX_CAS_ATTEMPTS):
+            if not todo:
+                break
+            todo = self._attempt(todo, events, results, item_vector, received_ms, applied_items)
+        if todo:
+            raise Aborted(f"{len(todo)} user(s) kept changing concurrently; retry the batch")
+        self._bump_popularity(applied_items)
+        return [r for r in results if r is not None]
+
+    def _attempt(self, todo: list[_Pending], events: Sequence[EventRecord],
+                 results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
+                 received_ms: int, applied_items: list[tuple[str, int]]) -> list[_Pending]:
+        """One optimistic round for the given users; returns the users to retry."""
+        pipe = self.redis.pipeline(transaction=False)
+        for p in todo:
+            pipe.hmget(p.keys.state, "v", "vec", "t", "m")
+            pipe.hmget(p.keys.event_ids, [events[i].event_id for i in p.indices])
+        replies = pipe.execute()
+
+        writes: list[tuple[_Pending, list[int], list[int]]] = []  # (user, new idx, dup idx)
+        pipe = self.redis.pipeline(transaction=False)
+        for n, p in enumerate(todo):
+            (raw_v, raw_vec, raw_t, raw_m), stored_fps = replies[2 * n], replies[2 * n + 1]
+            version = int(raw_v or 0)
+            known = {events[i].event_id: fp.decode() for i, fp in zip(p.indices, stored_fps,
+                                                                       strict=True) if fp}
+            new_idx, dup_idx = [], []
+            for i in p.indices:
+                ev = events[i]
+                fp = ev.fingerprint()
+                if ev.event_id not in known:
+                    known[ev.event_id] = fp
+                    new_idx.append(i)
+                elif known[ev.event_id] == fp:
+                    dup_idx.append(i)
+                else:
+                    results[i] = EventResult(
+                        Outcome.REJECTED, version, RejectReason.CONFLICTING_REPLAY,
+                        f"event_id {ev.event_id!r} was already used for a different event")
+            if not new_idx:
+                for i in dup_idx:
+                    results[i] = EventResult(Outcome.DUPLICATE, version)
+                self._fix_conflict_versions(p, results, version)
+                continue
+            acc = unpack_vector(raw_vec)
+            t_ref = int(raw_t or 0)
+            if acc is not None and (raw_m or b"").decode() != self.model_id:
+                # Vectors of another model live in another space: start the accumulator over.
+                log.warning("user %s: interest vector from another model, restarting it",
+                            p.user_id)
+                acc, t_ref = None, 0
+            items = [WeightedItem(item_vector(events[i].item_id),
+                                  event_weight(events[i].type, events[i].value),
+                                  events[i].timestamp_ms or received_ms) for i in new_idx]
+            acc, t_ref = self.model.fold(acc, t_ref, items, self.dim)
+            args: list[bytes | str | int] = [
+                version, pack_vector(acc), t_ref, self.model_id, self.window_size, received_ms,
+                received_ms - self.dedupe_ttl_ms, len(new_idx)]
+            for i in new_idx:
+                ev = events[i]
+                args += [ev.event_id, ev.fingerprint(),
+                         ev.window_entry(ev.timestamp_ms or received_ms), ev.item_id]
+            self._apply(keys=p.keys.all(), args=args, client=pipe)
+            writes.append((p, new_idx, dup_idx))
+        if not writes:
+            return []
+        retry = []
+        for (p, new_idx, dup_idx), new_version in zip(writes, pipe.execute(), strict=True):
+            new_version = int(new_version)
+            if new_version < 0:
+                for i in p.indices:
+                    results[i] = None
+                retry.append(p)
+                continue
+            for i in new_idx:
+                results[i] = EventResult(Outcome.APPLIED, new_version)
+                applied_items.append((events[i].item_id, events[i].timestamp_ms or received_ms))
+            for i in dup_idx:
+                results[i] = EventResult(Outcome.DUPLICATE, new_version)
+            self._fix_conflict_versions(p, results, new_version)
+        return retry
+
+    @staticmethod
+    def _fix_conflict_versions(p: _Pending, results: list[EventResult | None],
+                               version: int) -> None:
+        for i in p.indices:
+            r = results[i]
+            if r is not None and r.outcome == Outcome.REJECTED:
+                results[i] = EventResult(r.outcome, version, r.reason, r.message)
+
+    def _bump_popularity(self, applied: list[tuple[str, int]]) -> None:
+        """Forward-decayed counts: add 2^((t - epoch)/half_life), so newer events count more
+        and scores never need rewriting. Best effort: popularity is a cold-start prior."""
+        if not applied:
+            return
+        increments: dict[str, float] = {}
+        for item_id, ts in applied:
+            exponent = max(min((ts - POPULARITY_EPOCH_MS) / self.popularity_half_life_ms, 900.0),
+                           -900.0)
+            increments[item_id] = increments.get(item_id, 0.0) + 2.0 ** exponent
+        pipe = self.redis.pipeline(transaction=False)
+        for item_id, inc in increments.items():
+            pipe.zincrby(POPULARITY, inc, item_id)
+        pipe.execute()
+
+    def store_concepts(self, user_id: str,
+                       update: Callable[[bytes | None], bytes]) -> int:
+        """Read-modify-write the user's concepts under WATCH; bumps the state version."""
+        keys = user_keys(user_id)
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            current = pipe.get(keys.concepts)
+            new = update(current)
+            pipe.multi()
+            pipe.set(keys.concepts, new)
+            pipe.hincrby(keys.state, "v", 1)
+
+        result = self.redis.transaction(txn, keys.concepts, keys.state)
+        return int(result[-1])
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase every key of the user; returns how many existed."""
+        return int(self.redis.delete(*user_keys(user_id).all()))
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def snapshot(self, user_id: str) -> UserSnapshot:
+        """Everything about one user in one round trip."""
+        keys = user_keys(user_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(keys.state, "v", "vec", "m", "n")
+        pipe.lrange(keys.window, 0, -1)
+        pipe.smembers(keys.seen)
+        pipe.get(keys.concepts)
+        (raw_v, raw_vec, raw_m, raw_n), window, seen, concepts = pipe.execute()
+        snap = UserSnapshot(user_id=user_id, version=int(raw_v or 0),
+                            accumulator=unpack_vector(raw_vec), model=(raw_m or b"").decode(),
+                            event_count=int(raw_n or 0), concepts_json=concepts)
+        snap.recent = [json.loads(entry) for entry in window]
+        snap.consumed = {s.decode() for s in seen}
+        return snap
+
+    def popular(self, limit: int) -> list[tuple[str, float]]:
+        """The most popular items with their decayed counts."""
+        rows = self.redis.zrevrange(POPULARITY, 0, max(limit - 1, 0), withscores=True)
+        return [(item.decode(), float(score)) for item, score in rows]
+
+
+__all__ = ["UserStore", "UserSnapshot", "pack_vector", "unpack_vector", "now_ms"]
