@@ -1,0 +1,60 @@
+"""`interest-server` command line: serve, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from . import config
+
+
+def _serve(settings: config.Settings) -> int:
+    from .app import create_server
+
+    running = create_server(settings)
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger(__name__).info("signal %d: shutting down gracefully", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"interest-server listening on {settings.host}:{running.port}", flush=True)
+    done.wait()
+    running.stop(grace_s=5.0)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `interest-server` console script."""
+    parser = argparse.ArgumentParser(prog="interest-server",
+                                     description="Real-time interest server (gRPC).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gRPC server",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    config.add_arguments(serve)
+    demo = sub.add_parser("demo", help="start a server on MovieLens-100K and play the scenario",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    config.add_arguments(demo)
+    demo.add_argument("--data", default=None,
+                      help="MovieLens-100K directory (RecBole atomic files or GroupLens "
+                           "u.item/u.data); default ../shared/datasets/ml-100k if present")
+    demo.add_argument("--background-events", type=int, default=20000,
+                      help="MovieLens interactions of other users streamed first (popularity)")
+    args = parser.parse_args(argv)
+    settings = config.from_args(args)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(settings)
+    from .demo import run_demo
+
+    return run_demo(settings, args.data, args.background_events)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
