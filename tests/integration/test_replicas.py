@@ -1,0 +1,118 @@
+"""Several server processes sharing one Redis: read-your-writes across replicas, no lost updates,
+catalog propagation, restart without re-embedding."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from interest.v1 import interest_pb2 as pb
+from interest.v1 import interest_pb2_grpc
+from interest_server.app import create_server
+
+from .conftest import ServerProcess, catalog_items, event, settings_for, start_server_process
+
+
+@pytest.fixture
+def two_servers(redis_client, redis_server) -> Iterator[tuple[ServerProcess, ServerProcess]]:  # noqa: ANN001
+    procs: list[ServerProcess] = []
+    threads = [threading.Thread(target=lambda: procs.append(start_server_process(redis_server)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(procs) == 2, "both server processes must start"
+        yield procs[0], procs[1]
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def _stub(target: str) -> interest_pb2_grpc.InterestServiceStub:
+    return interest_pb2_grpc.InterestServiceStub(grpc.insecure_channel(target))
+
+
+def test_two_processes_share_state(two_servers) -> None:  # noqa: ANN001
+    a, b = (_stub(s.target) for s in two_servers)
+
+    # A catalog upsert on A is recommendable on B within a second.
+    a.UpsertItems(iter([pb.UpsertItemsRequest(items=catalog_items())]), timeout=60)
+    deadline = time.monotonic() + 1.0
+    while True:
+        got = b.Recommend(pb.RecommendRequest(user_id="probe", k=30), timeout=10)
+        if len(got.items) == 30 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert len(got.items) == 30, "B did not see A's catalog within 1 s"
+
+    # An event acked by A is visible to Recommend on B at once.
+    ack = a.IngestEvents(pb.EventBatch(events=[event("p1", "pat", "13", ts=1)]), timeout=10)
+    from_b = b.Recommend(pb.RecommendRequest(user_id="pat", k=30), timeout=10)
+    assert from_b.user_version == ack.acks[0].user_version == 1
+    assert "13" not in [i.item_id for i in from_b.items]
+    from_a = a.Recommend(pb.RecommendRequest(user_id="pat", k=10), timeout=10)
+    assert [i.item_id for i in from_a.items] == [i.item_id for i in from_b.items[:10]]
+
+    # Concurrent writers of one user on A and B end with the single-process result.
+    rng = np.random.default_rng(3)
+    plan = [(int(rng.integers(1, 31)), int(rng.choice([1, 2, 3, 4, 5, 7])), 10_000 + i * 997)
+            for i in range(400)]
+
+    def send(stub, user: str, part: list[int]) -> None:  # noqa: ANN001
+        for start in range(0, len(part), 5):
+            chunk = part[start:start + 5]
+            stub.IngestEvents(pb.EventBatch(events=[
+                event(f"{user}-{i}", user, str(plan[i][0]), kind=plan[i][1], ts=plan[i][2])
+                for i in chunk]), timeout=30)
+
+    order = list(range(len(plan)))
+    rng.shuffle(order)
+    racers = [threading.Thread(target=send, args=(a, "race", order[0::2])),
+              threading.Thread(target=send, args=(b, "race", order[1::2]))]
+    for t in racers:
+        t.start()
+    for t in racers:
+        t.join()
+    send(a, "solo", list(range(len(plan))))
+
+    race = a.GetUserState(pb.GetUserStateRequest(user_id="race", include_vector=True))
+    solo = b.GetUserState(pb.GetUserStateRequest(user_id="solo", include_vector=True))
+    assert race.event_count == solo.event_count == len(plan)
+    np.testing.assert_allclose(race.interest_vector, solo.interest_vector, atol=1e-4)
+    assert race.consumed_count == solo.consumed_count
+
+
+def test_restart_rebuilds_the_index_without_re_embedding(redis_client, redis_server,
+                                                          encoder) -> None:  # noqa: ANN001
+    first = create_server(settings_for(redis_server), encoder=encoder)
+    try:
+        with grpc.insecure_channel(first.target) as channel:
+            interest_pb2_grpc.InterestServiceStub(channel).UpsertItems(
+                iter([pb.UpsertItemsRequest(items=catalog_items())]), timeout=60)
+    finally:
+        first.stop(grace_s=0.5)
+
+    catalog_texts = {item.text for item in catalog_items()}
+    calls: list[str] = []
+    original = encoder.embed
+
+    def counting_embed(texts):  # noqa: ANN001, ANN202
+        calls.extend(t for t in texts if t in catalog_texts)  # warm-up texts don't count
+        return original(texts)
+
+    encoder.embed = counting_embed  # type: ignore[method-assign]
+    try:
+        second = create_server(settings_for(redis_server), encoder=encoder)
+        try:
+            assert second.engine.catalog_size() == 30
+            assert calls == [], "items were re-embedded on restart"
+        finally:
+            second.stop(grace_s=0.5)
+    finally:
+        encoder.embed = original  # type: ignore[method-assign]
