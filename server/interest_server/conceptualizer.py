@@ -21,7 +21,11 @@ class StoredConcept:
     polarity: Polarity
     weight: float
     vector: np.ndarray
+    """Attention-pooled: compared with item vectors (affinity, dislike threshold)."""
     model: str
+    ground_vector: np.ndarray
+    """Mean-pooled: compared with attribute values to link the concept (measured best:
+    bench/concept_grounding.py)."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,11 @@ class GroundedConcept:
 class Conceptualizer:
     """Description -> concept phrases (rules, or a generative rewriter) -> concept vectors."""
 
-    def __init__(self, embed_concepts: Callable[[list[str]], np.ndarray], model_id: str,
+    def __init__(self, embed_concepts: Callable[[list[str]], np.ndarray],
+                 embed: Callable[[list[str]], np.ndarray], model_id: str,
                  rewrite: Callable[[str], list[ConceptPhrase]] | None = None) -> None:
         self.embed_concepts = embed_concepts
+        self.embed = embed
         self.model_id = model_id
         self.rewrite = rewrite or parse_concepts
 
@@ -47,19 +53,21 @@ class Conceptualizer:
         return self.attach_vectors(phrases)
 
     def attach_vectors(self, phrases: Sequence[ConceptPhrase]) -> list[StoredConcept]:
-        """Embed phrases (one forward pass for all)."""
+        """Embed phrases, both ways, in one batch each."""
         if not phrases:
             return []
-        vectors = self.embed_concepts([p.phrase for p in phrases])
-        return [StoredConcept(p.phrase, p.polarity, p.weight, v, self.model_id)
-                for p, v in zip(phrases, vectors, strict=True)]
+        texts = [p.phrase for p in phrases]
+        vectors, ground = self.embed_concepts(texts), self.embed(texts)
+        return [StoredConcept(p.phrase, p.polarity, p.weight, v, self.model_id, g)
+                for p, v, g in zip(phrases, vectors, ground, strict=True)]
 
     def merge(self, old: list[StoredConcept], new: list[StoredConcept]) -> list[StoredConcept]:
         """Merge by phrase: a phrase stated again takes its new polarity and weight."""
         merged = merge_concepts([_phrase(c) for c in old], [_phrase(c) for c in new])
         by_phrase = {c.phrase: c for c in old} | {c.phrase: c for c in new}
         return [StoredConcept(p.phrase, p.polarity, p.weight, by_phrase[p.phrase].vector,
-                              by_phrase[p.phrase].model) for p in merged]
+                              by_phrase[p.phrase].model, by_phrase[p.phrase].ground_vector)
+                for p in merged]
 
     def current(self, concepts: list[StoredConcept]) -> list[StoredConcept]:
         """Re-embed concepts stored by another model, so they share the items' space."""
@@ -78,8 +86,16 @@ def dumps(concepts: Sequence[StoredConcept]) -> bytes:
     """Serialise for Redis (vectors as base64 float32)."""
     return json.dumps([{
         "phrase": c.phrase, "polarity": int(c.polarity), "weight": c.weight, "model": c.model,
-        "vec": base64.b64encode(np.asarray(c.vector, dtype="<f4").tobytes()).decode(),
+        "vec": _b64(c.vector), "gvec": _b64(c.ground_vector),
     } for c in concepts], separators=(",", ":")).encode()
+
+
+def _b64(vec: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+
+
+def _unb64(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
 
 
 def loads(raw: bytes | None) -> list[StoredConcept]:
@@ -87,8 +103,8 @@ def loads(raw: bytes | None) -> list[StoredConcept]:
     if not raw:
         return []
     return [StoredConcept(d["phrase"], Polarity(d["polarity"]), float(d["weight"]),
-                          np.frombuffer(base64.b64decode(d["vec"]), dtype="<f4").astype(
-                              np.float32), d["model"]) for d in json.loads(raw)]
+                          _unb64(d["vec"]), d["model"], _unb64(d["gvec"]))
+            for d in json.loads(raw)]
 
 
 def ground(concepts: Sequence[StoredConcept], pairs: Sequence[AttrPair], vocab: np.ndarray,
@@ -102,7 +118,7 @@ def ground(concepts: Sequence[StoredConcept], pairs: Sequence[AttrPair], vocab: 
         return []
     if len(pairs) == 0:
         return [GroundedConcept(c) for c in concepts]
-    sims = np.stack([c.vector for c in concepts]) @ vocab.T
+    sims = np.stack([c.ground_vector for c in concepts]) @ vocab.T
     out = []
     for c, row in zip(concepts, sims, strict=True):
         best = float(row.max())

@@ -66,8 +66,8 @@ class InterestEngine:
         self.follower = CatalogFollower(self.catalog, self.index, encoder.model_id,
                                         encoder.embed)
         self.ranker = Ranker(self.index)
-        self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.model_id,
-                                                rewrite)
+        self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.embed,
+                                                encoder.model_id, rewrite)
 
     def start(self) -> None:
         """Load the catalog and follow its changes."""

@@ -144,9 +144,9 @@ class Ranker:
             if behaviour is not None:
                 reasons.append(self._behaviour_reason(view, int(r), float(behaviour[r]), recent))
             if pop is not None:
-                text = ("popular with other users" if pop[r] > 0 else
-                        "no activity or stated interests yet; shown in catalog order")
-                reasons.append(Reason(REASON_POPULAR, text, "", float(pop[r])))
+                why = ("popular with other users" if pop[r] > 0 else
+                       "no activity or stated interests yet; shown in catalog order")
+                reasons.append(Reason(REASON_POPULAR, why, "", float(pop[r])))
             reasons.sort(key=lambda x: -x.contribution)
             items.append(Ranked(view.ids[r], float(score[r]), text, attrs, reasons))
         return RankResult(items, removed_by_dislikes, removed_consumed, removed_by_filters,

@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from interest.v1 import interest_pb2 as pb
 from interest_server.keys import user_key_pattern
 
-from .conftest import GENRES, event
+from .conftest import GENRES, catalog_items, event
 
 pytestmark = pytest.mark.usefixtures("catalog")
 
@@ -36,6 +36,8 @@ def test_ingest_changes_recommendations_at_once(stub) -> None:  # noqa: ANN001
     cold = recommend(stub, "alice", k=5)
     assert cold.strategy == "popular"
     assert cold.user_version == 0
+    texts = {item.item_id: item.text for item in catalog_items()}
+    assert all(item.text == texts[item.item_id] for item in cold.items)
 
     ack = stub.IngestEvents(pb.EventBatch(batch_id="b1", events=[
         event("e1", "alice", "13", ts=1_000), event("e2", "alice", "14", ts=2_000)]), timeout=10)
