@@ -106,7 +106,12 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         if encoder is None:
             encoder = TextEncoder(settings.model_dir, max_seq_length=settings.max_seq_length,
                                   batch_size=settings.encode_batch_size)
-        engine = InterestEngine(settings, client, encoder)
+        rewrite = None
+        if settings.rewriter_model_dir:
+            from .rewriter import GenerativeRewriter
+
+            rewrite = GenerativeRewriter(settings.rewriter_model_dir).rewrite
+        engine = InterestEngine(settings, client, encoder, rewrite)
 
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers,
