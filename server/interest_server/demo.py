@@ -26,12 +26,12 @@ LIKED_GENRE, DISLIKED_GENRE = "Mystery", "Romance"
 def _print_list(title: str, resp) -> None:  # noqa: ANN001 - a RecommendResponse
     print(f"\n== {title}  (strategy: {resp.strategy}, user version {resp.user_version}, "
           f"removed by dislikes: {resp.removed_by_dislikes}, consumed: {resp.removed_consumed})")
-    print(f"{'#':>2}  {'item':>5}  {'score':>6}  {'title':<36}  {'genres':<34}  why")
+    print(f"{'#':>2}  {'item':>5}  {'score':>6}  {'title':<36}  {'genres':<44}  why")
     for rank, item in enumerate(resp.items, 1):
         why = item.reasons[0].text if item.reasons else ""
         title = item.text.split(". Genres:", 1)[0][:36]
-        genres = ",".join(sorted(_genres(item)))[:34]
-        print(f"{rank:>2}  {item.item_id:>5}  {item.score:6.3f}  {title:<36}  {genres:<34}  {why}")
+        genres = ",".join(sorted(_genres(item)))[:44]
+        print(f"{rank:>2}  {item.item_id:>5}  {item.score:6.3f}  {title:<36}  {genres:<44}  {why}")
 
 
 def _genres(item) -> set[str]:  # noqa: ANN001 - a ScoredItem
