@@ -40,8 +40,14 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.UNAVAILABLE, "the state store timed out; retry later"
     if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.BusyLoadingError):
         return grpc.StatusCode.UNAVAILABLE, "the state store is unreachable; retry later"
-    if isinstance(exc, redis.exceptions.ResponseError) and "OOM" in str(exc):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, "the state store is out of memory"
+    if isinstance(exc, redis.exceptions.ReadOnlyError | redis.exceptions.TryAgainError):
+        return grpc.StatusCode.UNAVAILABLE, "the state store is failing over; retry later"
+    if isinstance(exc, redis.exceptions.ResponseError):
+        reply = str(exc)
+        if reply.startswith("OOM"):
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, "the state store is out of memory"
+        if reply.startswith(("MASTERDOWN", "LOADING", "CLUSTERDOWN")):
+            return grpc.StatusCode.UNAVAILABLE, "the state store is not ready; retry later"
     rid = uuid.uuid4().hex[:16]
     log.error("request %s failed", rid, exc_info=exc)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE.format(rid=rid)

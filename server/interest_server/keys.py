@@ -15,7 +15,9 @@ POPULARITY = "pop"
 def _tag(user_id: str) -> str:
     # A brace inside the id would end the hash tag early (or make it empty, which hashes the
     # whole key), scattering one user's keys over slots; escape braces injectively.
-    return user_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    # An empty tag ("{}") is ignored by Redis, which then hashes the whole key: map "" to a tag
+    # no escaped id can produce (every "%" of an id becomes "%25").
+    return user_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D") or "%00"
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ class Ranker:
                 reasons.append(self._behaviour_reason(view, int(r), float(behaviour[r]), recent))
             if pop is not None:
                 why = ("popular with other users" if pop[r] > 0 else
-                       "no activity or stated interests yet; shown in catalog order")
+                       "no activity or stated interests yet; shown in item-id order")
                 reasons.append(Reason(REASON_POPULAR, why, "", float(pop[r])))
             reasons.sort(key=lambda x: -x.contribution)
             items.append(Ranked(view.ids[r], float(score[r]), text, attrs, reasons))

