@@ -11,12 +11,13 @@ import grpc
 import redis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from interest.v1 import interest_pb2, interest_pb2_grpc
+from interest.v1 import interest_pb2
 
 from .config import Settings
 from .encoder import TextEncoder
 from .engine import Encoder, InterestEngine
 from .redis_launcher import EmbeddedRedis
+from .registration import add_servicer
 from .service import InterestService
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes)],
         )
-        interest_pb2_grpc.add_InterestServiceServicer_to_server(
-            InterestService(engine, settings), server)
+        add_servicer(InterestService(engine, settings), server)
         health_servicer = health.HealthServicer(
             experimental_non_blocking=True,
             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=2))

@@ -6,13 +6,14 @@ import functools
 import inspect
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
 import redis
 
 from . import errors
+from .registration import Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def rpc(method: F) -> F:
         @functools.wraps(method)
         def stream_wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                yield from method(self, request, context)
+                yield from method(self, _checked(request), context)
             except Exception as exc:
                 if _is_abort(exc, context):
                     raise
@@ -79,12 +80,28 @@ def rpc(method: F) -> F:
     @functools.wraps(method)
     def unary_wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            return method(self, request, context)
+            return method(self, _checked(request), context)
         except Exception as exc:
             if _is_abort(exc, context):
                 raise
             _abort(context, exc)
     return unary_wrapper  # type: ignore[return-value]
+
+
+def _checked(request: Any) -> Any:
+    """The request, or for a client stream an iterator, with undecodable messages refused."""
+    if isinstance(request, Undecodable):
+        raise errors.InvalidArgument(request.describe())
+    if hasattr(request, "DESCRIPTOR"):
+        return request
+    return _checked_stream(request)
+
+
+def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, Undecodable):
+            raise errors.InvalidArgument(request.describe())
+        yield request
 
 
 def _is_abort(exc: BaseException, context: grpc.ServicerContext) -> bool:

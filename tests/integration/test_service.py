@@ -282,3 +282,24 @@ def test_read_your_writes_on_every_ack(stub) -> None:  # noqa: ANN001
         resp = recommend(stub, "lee", k=30)
         assert resp.user_version == ack.acks[0].user_version
         assert item not in ids(resp)
+
+
+@pytest.mark.parametrize(("method", "streaming"), [
+    ("Recommend", False), ("IngestEvents", False), ("StreamEvents", True), ("UpsertItems", True)])
+def test_undecodable_bytes_get_invalid_argument(server, redis_client, method,
+                                                streaming) -> None:  # noqa: ANN001
+    # Field 1 (a string in every request type here) holding bytes that are not UTF-8.
+    bad = b"\x0a\x02\xff\xfe"
+    keys_before = sorted(redis_client.keys())
+    with grpc.insecure_channel(server.target) as channel:
+        path = f"/interest.v1.InterestService/{method}"
+        with pytest.raises(grpc.RpcError) as info:
+            if method == "StreamEvents":
+                list(channel.stream_stream(path)(iter([bad]), timeout=10))
+            elif streaming:
+                channel.stream_unary(path)(iter([b"\x0a\x04\x0a\x02\xff\xfe"]), timeout=10)
+            else:
+                channel.unary_unary(path)(bad, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    assert "not a valid interest.v1." in info.value.details()
+    assert sorted(redis_client.keys()) == keys_before
