@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import redis
 
-from .item_index import CatalogItem, ItemIndex
+from .item_index import CatalogItem, ItemIndex, embedding_text
 from .keys import CATALOG_CHANGES, CATALOG_IDS, item_key
 from .user_store import now_ms, pack_vector, unpack_vector
 
@@ -142,7 +142,7 @@ class CatalogFollower:
         if not stale:
             return items
         log.info("re-embedding %d items made by another model", len(stale))
-        vectors = self.embed([i.text for i in stale])
+        vectors = self.embed([embedding_text(i.text, i.attributes) for i in stale])
         fresh = {i.item_id: CatalogItem(i.item_id, i.text, i.attributes, v, self.model_id)
                  for i, v in zip(stale, vectors, strict=True)}
         self.store.upsert(list(fresh.values()))

@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import InvalidArgument
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import DecayedAverageModel
-from .item_index import CatalogItem, ItemIndex, StaleView
+from .item_index import CatalogItem, ItemIndex, StaleView, embedding_text
 from .ranking import Ranker, RankOptions, RankResult, RecentItem
 from .user_store import UserSnapshot, UserStore
 
@@ -167,7 +167,7 @@ class InterestEngine:
         """Embed and store items; they are in this process's index on return."""
         if not items:
             return 0
-        vectors = self.encoder.embed([text for _, text, _ in items])
+        vectors = self.encoder.embed([embedding_text(text, attrs) for _, text, attrs in items])
         catalog_items = [CatalogItem(item_id, text, attrs, vec, self.encoder.model_id)
                          for (item_id, text, attrs), vec in zip(items, vectors, strict=True)]
         self.catalog.upsert(catalog_items)

@@ -22,6 +22,19 @@ class CatalogItem:
     model: str
 
 
+def embedding_text(text: str, attributes: dict[str, tuple[str, ...]]) -> str:
+    """The text an item is embedded from: its own text plus the attribute values it does not
+    already mention (so "Vertigo" with genre Mystery is embedded as "Vertigo. genre: Mystery",
+    while a MovieLens text that lists its genres is left as it is)."""
+    lowered = text.lower()
+    extra = []
+    for name, values in attributes.items():
+        missing = [v for v in values if v.lower() not in lowered]
+        if missing:
+            extra.append(f"{name}: {', '.join(missing)}")
+    return ". ".join([text.rstrip(". "), *extra]) if extra else text
+
+
 @dataclass(frozen=True)
 class IndexView:
     """A consistent read view: rows [0, n) of the matrix, with a liveness mask."""

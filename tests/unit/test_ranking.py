@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from interest_server.concepts import Polarity
 from interest_server.conceptualizer import GroundedConcept, StoredConcept, ground
-from interest_server.item_index import CatalogItem, ItemIndex, StaleView
+from interest_server.item_index import CatalogItem, ItemIndex, StaleView, embedding_text
 from interest_server.ranking import (
     REASON_BEHAVIOUR,
     REASON_CONCEPT,
@@ -480,3 +480,17 @@ def test_grounded_concepts_feed_the_ranker() -> None:
     [g] = ground([horror], PAIRS, VOCAB, 0.5, 0.0)
     result = rank(make_index(), concepts=[g])
     assert sorted(ids(result)) == ["a1", "a2", "c2", "d1", "t1"]
+
+
+@pytest.mark.parametrize(("text", "attributes", "expected"), [
+    ("Vertigo (1958)", {"genre": ("Mystery", "Thriller")},
+     "Vertigo (1958). genre: Mystery, Thriller"),
+    ("Vertigo (1958). Genres: Mystery, Thriller", {"genre": ("Mystery", "Thriller")},
+     "Vertigo (1958). Genres: Mystery, Thriller"),
+    ("Vertigo (1958). Genres: Mystery.", {"genre": ("Mystery", "Romance"), "year": ("1958",)},
+     "Vertigo (1958). Genres: Mystery. genre: Romance"),
+    ("Plain text", {}, "Plain text"),
+])
+def test_embedding_text_adds_only_unmentioned_attribute_values(text, attributes,
+                                                               expected) -> None:  # noqa: ANN001
+    assert embedding_text(text, attributes) == expected
