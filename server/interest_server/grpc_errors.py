@@ -92,9 +92,9 @@ def _checked(request: Any) -> Any:
     """The request, or for a client stream an iterator, with undecodable messages refused."""
     if isinstance(request, Undecodable):
         raise errors.InvalidArgument(request.describe())
-    if hasattr(request, "DESCRIPTOR"):
-        return request
-    return _checked_stream(request)
+    if isinstance(request, Iterator):  # a client stream: check each message as it arrives
+        return _checked_stream(request)
+    return request
 
 
 def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
