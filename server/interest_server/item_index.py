@@ -44,6 +44,8 @@ class IndexView:
     ids: Sequence[str]
     n: int
     generation: int
+    behaviour_vectors: np.ndarray | None = None
+    """Rows [0, n) of the interest model's own item matrix, when it has one."""
 
 
 class StaleView(Exception):
@@ -56,11 +58,18 @@ class ItemIndex:
     arrays. Attribute values are embedded once into a vocabulary used to ground concepts."""
 
     def __init__(self, dim: int, embed_values: Callable[[list[str]], np.ndarray] | None = None,
-                 initial_capacity: int = 1024) -> None:
+                 initial_capacity: int = 1024,
+                 behaviour_embed: Callable[[list[str], np.ndarray], np.ndarray] | None = None,
+                 behaviour_dim: int = 0) -> None:
+        """`behaviour_embed(ids, text_vectors)` maps items into an interest model's own scoring
+        space (kept as a second matrix); None when behaviour is scored on text vectors."""
         self.dim = dim
         self._embed_values = embed_values
+        self._behaviour_embed = behaviour_embed
+        self._behaviour_dim = behaviour_dim if behaviour_embed is not None else 0
         self._lock = threading.RLock()
         self._vectors = np.zeros((initial_capacity, dim), dtype=np.float32)
+        self._behaviour = np.zeros((initial_capacity, self._behaviour_dim), dtype=np.float32)
         self._alive = np.zeros(initial_capacity, dtype=bool)
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
@@ -78,8 +87,13 @@ class ItemIndex:
         """Insert or replace items (by id)."""
         items = list(items)
         self._extend_vocabulary(items)
+        behaviour = None
+        if self._behaviour_embed is not None and items:
+            # Computed outside the lock, like the vocabulary: readers must not wait for a model.
+            behaviour = self._behaviour_embed([i.item_id for i in items],
+                                              np.stack([i.vector for i in items]))
         with self._lock:
-            for item in items:
+            for n, item in enumerate(items):
                 row = self._row.get(item.item_id)
                 if row is None:
                     row = len(self._ids)
@@ -91,6 +105,8 @@ class ItemIndex:
                 else:
                     self._unpost(row)
                 self._vectors[row] = item.vector
+                if behaviour is not None:
+                    self._behaviour[row] = behaviour[n]
                 self._texts[row] = item.text
                 self._attrs[row] = dict(item.attributes)
                 self._post(row)
@@ -119,14 +135,19 @@ class ItemIndex:
         capacity = max(rows, 2 * len(self._vectors))
         vectors = np.zeros((capacity, self.dim), dtype=np.float32)
         vectors[: len(self._ids)] = self._vectors[: len(self._ids)]
+        behaviour = np.zeros((capacity, self._behaviour_dim), dtype=np.float32)
+        behaviour[: len(self._ids)] = self._behaviour[: len(self._ids)]
         alive = np.zeros(capacity, dtype=bool)
         alive[: len(self._ids)] = self._alive[: len(self._ids)]
-        self._vectors, self._alive = vectors, alive
+        self._vectors, self._behaviour, self._alive = vectors, behaviour, alive
 
     def _compact(self) -> None:
         keep = [r for r in range(len(self._ids)) if self._alive[r]]
         vectors = np.zeros((max(len(keep), 1024), self.dim), dtype=np.float32)
         vectors[: len(keep)] = self._vectors[keep]
+        behaviour = np.zeros((len(vectors), self._behaviour_dim), dtype=np.float32)
+        behaviour[: len(keep)] = self._behaviour[keep]
+        self._behaviour = behaviour
         alive = np.zeros(len(vectors), dtype=bool)
         alive[: len(keep)] = True
         self._ids = [self._ids[r] for r in keep]
@@ -172,7 +193,8 @@ class ItemIndex:
         with self._lock:
             n = len(self._ids)
             return IndexView(self._vectors[:n], self._alive[:n].copy(), self._ids, n,
-                             self._generation)
+                             self._generation,
+                             self._behaviour[:n] if self._behaviour_embed is not None else None)
 
     def _check(self, view: IndexView) -> None:
         if view.generation != self._generation:

@@ -84,8 +84,9 @@ class Ranker:
     def rank(self, view: IndexView, interest: np.ndarray | None,
              concepts: Sequence[GroundedConcept], consumed: Sequence[str],
              recent: Sequence[RecentItem], popularity: dict[str, float],
-             opts: RankOptions) -> RankResult:
-        """Rank the catalog for one user."""
+             opts: RankOptions, standardise: bool = False) -> RankResult:
+        """Rank the catalog for one user. `standardise` rescales behaviour scores (a learned
+        model's logits) to the spread of cosine similarities before concepts are added."""
         n = view.n
         keep = view.alive.copy()
 
@@ -115,7 +116,10 @@ class Ranker:
         score = np.zeros(n, dtype=np.float32)
         behaviour = None
         if interest is not None:
-            behaviour = view.vectors @ interest
+            matrix = view.vectors if view.behaviour_vectors is None else view.behaviour_vectors
+            behaviour = matrix @ interest
+            if standardise:
+                behaviour = _standardise(behaviour, keep)
             score += behaviour
         affinity, best_concept = None, None
         if positives and opts.concept_weight != 0:
@@ -211,6 +215,18 @@ class Ranker:
         title = short_title(self.index.describe(int(rows[best]), view)[0])
         return Reason(REASON_RECENT_ITEM, f"because you {verb} '{title}'", source_id,
                       contribution)
+
+
+BEHAVIOUR_SPREAD = 0.1
+"""Standard deviation given to standardised behaviour scores: about that of the cosines between
+a decayed-average interest vector and the catalog, so concept_weight means the same for both."""
+
+
+def _standardise(scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    live = scores[keep] if keep.any() else scores
+    std = float(live.std())
+    centred = scores - float(live.mean())
+    return (centred * (BEHAVIOUR_SPREAD / std) if std > 0 else centred).astype(np.float32)
 
 
 def _top_k(score: np.ndarray, keep: np.ndarray, k: int, ids: Sequence[str]) -> list[int]:

@@ -13,8 +13,8 @@ import numpy as np
 import redis
 
 from .errors import Aborted
-from .events import EventRecord, EventResult, Outcome, RejectReason
-from .interest_model import DecayedAverageModel, WeightedItem, event_weight
+from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
+from .interest_model import HistoryEntry, InterestFunction, WeightedItem, event_weight
 from .keys import POPULARITY, UserKeys, user_keys
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,14 @@ class UserStore:
     """Reads and writes user state. Every write is one Lua script guarded by the state version,
     so two server processes writing the same user never lose each other's updates."""
 
-    def __init__(self, client: redis.Redis, model: DecayedAverageModel, model_id: str,
-                 dim: int, window_size: int, dedupe_ttl_s: int,
-                 popularity_half_life_s: float) -> None:
+    def __init__(self, client: redis.Redis, interest: InterestFunction, window_size: int,
+                 dedupe_ttl_s: int, popularity_half_life_s: float, user_ttl_s: int = 0) -> None:
         self.redis = client
-        self.model = model
-        self.model_id = model_id
-        self.dim = dim
-        self.window_size = window_size
+        self.user_ttl_s = user_ttl_s
+        self.interest = interest
+        self.model_id = interest.version
+        # The window must hold at least the history the interest function reads.
+        self.window_size = max(window_size, interest.history_length)
         self.dedupe_ttl_ms = dedupe_ttl_s * 1000
         self.popularity_half_life_ms = popularity_half_life_s * 1000.0
         source = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
@@ -112,16 +112,21 @@ class UserStore:
                  results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
                  received_ms: int, applied_items: list[tuple[str, int]]) -> list[_Pending]:
         """One optimistic round for the given users; returns the users to retry."""
+        history_length = self.interest.history_length
+        stride = 3 if history_length else 2
         pipe = self.redis.pipeline(transaction=False)
         for p in todo:
             pipe.hmget(p.keys.state, "v", "vec", "t", "m")
             pipe.hmget(p.keys.event_ids, [events[i].event_id for i in p.indices])
+            if history_length:
+                pipe.lrange(p.keys.window, 0, history_length - 1)
         replies = pipe.execute()
 
         writes: list[tuple[_Pending, list[int], list[int]]] = []  # (user, new idx, dup idx)
         pipe = self.redis.pipeline(transaction=False)
         for n, p in enumerate(todo):
-            (raw_v, raw_vec, raw_t, raw_m), stored_fps = replies[2 * n], replies[2 * n + 1]
+            (raw_v, raw_vec, raw_t, raw_m), stored_fps = (replies[stride * n],
+                                                          replies[stride * n + 1])
             version = int(raw_v or 0)
             known = {events[i].event_id: fp.decode() for i, fp in zip(p.indices, stored_fps,
                                                                        strict=True) if fp}
@@ -152,8 +157,12 @@ class UserStore:
                 acc, t_ref = None, 0
             items = [WeightedItem(item_vector(events[i].item_id),
                                   event_weight(events[i].type, events[i].value),
-                                  events[i].timestamp_ms or received_ms) for i in new_idx]
-            acc, t_ref = self.model.fold(acc, t_ref, items, self.dim)
+                                  events[i].timestamp_ms or received_ms, events[i].item_id,
+                                  events[i].type) for i in new_idx]
+            history = [] if not history_length else [
+                HistoryEntry(e["i"], EventType(e["t"]), e["ts"])
+                for e in map(json.loads, reversed(replies[stride * n + 2]))]
+            acc, t_ref = self.interest.update(acc, t_ref, history, items)
             args: list[bytes | str | int] = [
                 version, pack_vector(acc), t_ref, self.model_id, self.window_size, received_ms,
                 received_ms - self.dedupe_ttl_ms, len(new_idx)]
@@ -161,6 +170,7 @@ class UserStore:
                 ev = events[i]
                 args += [ev.event_id, ev.fingerprint(),
                          ev.window_entry(ev.timestamp_ms or received_ms), ev.item_id]
+            args.append(self.user_ttl_s)
             self._apply(keys=p.keys.all(), args=args, client=pipe)
             writes.append((p, new_idx, dup_idx))
         if not writes:
@@ -215,9 +225,14 @@ class UserStore:
             pipe.multi()
             pipe.set(keys.concepts, new)
             pipe.hincrby(keys.state, "v", 1)
+            for key in keys.all():  # the inactivity clock restarts on every write
+                if self.user_ttl_s > 0:
+                    pipe.expire(key, self.user_ttl_s)
+                else:
+                    pipe.persist(key)
 
         result = self.redis.transaction(txn, keys.concepts, keys.state)
-        return int(result[-1])
+        return int(result[1])
 
     def delete_user(self, user_id: str) -> int:
         """Erase every key of the user; returns how many existed."""
