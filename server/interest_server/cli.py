@@ -45,12 +45,30 @@ def main(argv: list[str] | None = None) -> int:
                            "u.item/u.data); default ../shared/datasets/ml-100k if present")
     demo.add_argument("--background-events", type=int, default=20000,
                       help="MovieLens interactions of other users streamed first (popularity)")
+    evaluate = sub.add_parser(
+        "eval", help="replay MovieLens-100K through a live server and score the recommendations",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    config.add_arguments(evaluate)
+    evaluate.add_argument("--data", default=None, help="MovieLens-100K directory")
+    evaluate.add_argument("--model", action="append", default=[],
+                          help="a trained checkpoint to evaluate (repeatable)")
+    evaluate.add_argument("--no-baseline", action="store_true",
+                          help="skip the decayed-average baseline run")
+    evaluate.add_argument("--out", default="bench/results", help="where results are written")
+    evaluate.add_argument("--probes", default=None,
+                          help="concept probes JSON (default ../shared/eval/concept_probes.json "
+                               "if present; concept evaluation is skipped without it)")
     args = parser.parse_args(argv)
     settings = config.from_args(args)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "eval":
+        from .evaluation import run_eval
+
+        return run_eval(settings, args.data, args.model, args.out,
+                        include_baseline=not args.no_baseline, probes_path=args.probes)
     from .demo import run_demo
 
     return run_demo(settings, args.data, args.background_events)
