@@ -32,6 +32,24 @@ def _env_float(name: str, default: float) -> float:
         raise SystemExit(f"error: {name}={raw!r} is not a number") from None
 
 
+def _add_security_arguments(parser: argparse.ArgumentParser,
+                            common: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls", action="store_true",
+                        help="dial TLS, verifying the server with the system roots or --tls-ca")
+    parser.add_argument("--tls-ca", metavar="PEM", help="CA file the server's certificate must "
+                        "chain to (implies --tls)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    # The token's value never appears in --help.
+    parser.add_argument("--token", default=os.environ.get("INTEREST_TOKEN", ""),
+                        help="bearer token sent as 'authorization: Bearer ...' "
+                        "(env INTEREST_TOKEN, which keeps it out of the process list)")
+    common.add_argument("--tls", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    for flag in ("--tls-ca", "--tls-cert", "--tls-key", "--token"):
+        common.add_argument(flag, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; global options are accepted before or after the subcommand."""
     parser = argparse.ArgumentParser(
@@ -45,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--target", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _add_security_arguments(parser, common)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str, run: Callable[..., int]) -> argparse.ArgumentParser:
@@ -114,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the interest-client console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        with InterestClient(args.target, timeout_s=args.timeout) as client:
+        with InterestClient(args.target, timeout_s=args.timeout, tls=args.tls,
+                            tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                            token=args.token or None) as client:
             return args.run(client, args)
     except InterestError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -228,12 +229,49 @@ class _AckStream:
         self._call.cancel()
 
 
+PemSource: TypeAlias = bytes | str | Path
+"""PEM data as bytes, or the path of a PEM file."""
+
+
+def _pem(source: PemSource | None) -> bytes | None:
+    if source is None or isinstance(source, bytes):
+        return source
+    return Path(source).read_bytes()
+
+
+def _channel_credentials(credentials: grpc.ChannelCredentials | None, tls: bool,
+                         tls_ca: PemSource | None, tls_cert: PemSource | None,
+                         tls_key: PemSource | None) -> grpc.ChannelCredentials | None:
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("a client certificate needs both tls_cert and tls_key")
+    if not (tls or tls_ca is not None or tls_cert is not None):
+        return credentials
+    if credentials is not None:
+        raise ValueError("give either credentials or tls/tls_ca/tls_cert/tls_key, not both")
+    return grpc.ssl_channel_credentials(root_certificates=_pem(tls_ca),
+                                        private_key=_pem(tls_key),
+                                        certificate_chain=_pem(tls_cert))
+
+
+def _auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    if token is None:
+        return ()
+    if not token.strip() or any(c.isspace() for c in token.strip()):
+        raise ValueError("token must be a non-empty string without whitespace")
+    return (("authorization", f"Bearer {token.strip()}"),)
+
+
 class InterestClient:
     """Client for interest.v1.InterestService; a context manager, thread-safe for unary calls.
 
     Every call carries a deadline of ``timeout_s``. Only UNAVAILABLE is retried, up to
     ``max_attempts`` attempts with full-jitter exponential backoff; event writes are safe to
     retry because every event carries an id assigned before the first attempt.
+
+    Security: ``tls=True`` (or any of ``tls_ca``/``tls_cert``) dials TLS, verifying the server
+    with ``tls_ca`` (PEM bytes or a file path; default: the system roots); ``tls_cert`` and
+    ``tls_key`` present a client certificate (mutual TLS); ``token`` is sent on every call,
+    health checks included, as ``authorization: Bearer <token>``.
     """
 
     def __init__(
@@ -247,6 +285,11 @@ class InterestClient:
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         options: Sequence[tuple[str, Any]] = (),
+        tls: bool = False,
+        tls_ca: PemSource | None = None,
+        tls_cert: PemSource | None = None,
+        tls_key: PemSource | None = None,
+        token: str | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
@@ -259,7 +302,8 @@ class InterestClient:
         self.max_attempts = max_attempts
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
-        self._metadata = tuple(metadata)
+        self._metadata = tuple(metadata) + _auth_metadata(token)
+        credentials = _channel_credentials(credentials, tls, tls_ca, tls_cert, tls_key)
         # gRPC's own reconnect backoff starts at 1 s and fails fast meanwhile, which would use up
         # our retries while a restarted server is already back; pace it like our backoff instead.
         channel_options = {

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from interest.v1 import interest_pb2
 
+from . import auth, tls
 from .config import Settings
 from .encoder import TextEncoder
 from .engine import Encoder, InterestEngine
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = interest_pb2.DESCRIPTOR.services_by_name["InterestService"].full_name
 HEALTH_PROBE_INTERVAL_S = 0.5
+HEALTH_PROBE_TIMEOUT_S = 1.0
+"""A health probe gives up after this (or redis_timeout_s if shorter), so a stalled Redis turns
+health NOT_SERVING within interval + timeout = 1.5 s, whatever the timeout of real calls."""
 
 
 def connect_redis(url: str, timeout_s: float) -> redis.Redis:
@@ -74,20 +78,34 @@ def _set_health(servicer: health.HealthServicer, serving: bool) -> None:
         servicer.set(name, status)
 
 
+def _probe_client(client: redis.Redis, timeout_s: float) -> redis.Redis:
+    """A one-connection client like `client` (same address, auth, TLS) with a shorter timeout."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs, socket_timeout=timeout_s,
+                  socket_connect_timeout=timeout_s)
+    return redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, max_connections=1, **kwargs))
+
+
 def _monitor_redis(running: RunningServer) -> None:
     """NOT_SERVING while Redis does not answer, SERVING again as soon as it does."""
     serving = True
-    while not running._stop.wait(HEALTH_PROBE_INTERVAL_S):
-        try:
-            running.engine.redis.ping()
-            ok = True
-        except redis.RedisError:
-            ok = False
-        if ok != serving and not running._stop.is_set():
-            log.warning("redis %s; health -> %s", "is back" if ok else "is unreachable",
-                        "SERVING" if ok else "NOT_SERVING")
-            _set_health(running.health, ok)
-            serving = ok
+    probe = _probe_client(running.engine.redis, min(running.engine.settings.redis_timeout_s,
+                                                    HEALTH_PROBE_TIMEOUT_S))
+    try:
+        while not running._stop.wait(HEALTH_PROBE_INTERVAL_S):
+            try:
+                probe.ping()
+                ok = True
+            except redis.RedisError:
+                ok = False
+            if ok != serving and not running._stop.is_set():
+                log.warning("redis %s; health -> %s", "is back" if ok else "is unreachable",
+                            "SERVING" if ok else "NOT_SERVING")
+                _set_health(running.health, ok)
+                serving = ok
+    finally:
+        probe.close()
 
 
 def create_server(settings: Settings, encoder: Encoder | None = None) -> RunningServer:
@@ -118,6 +136,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             futures.ThreadPoolExecutor(max_workers=settings.workers,
                                        thread_name_prefix="rpc"),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+            interceptors=auth.interceptors(settings),
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes)],
         )
@@ -130,7 +149,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME), server)
-        port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        port = tls.add_port(server, settings)
         if port == 0:
             raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
         server.start()

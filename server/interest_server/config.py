@@ -20,7 +20,7 @@ class Settings:
     """Address the gRPC server binds."""
     port: int = 50051
     """gRPC port; 0 picks a free one."""
-    redis_url: str = ""
+    redis_url: str = dataclasses.field(default="", repr=False)
     """Redis URL (redis://, rediss://, unix://). Empty: start an embedded redis-server."""
     redis_timeout_s: float = 2.0
     """Socket timeout for Redis calls; a call past it fails with UNAVAILABLE."""
@@ -92,7 +92,7 @@ class Settings:
     auth_token_file: str = ""
     """File of bearer tokens, one `TOKEN SCOPE[,SCOPE]` per line (scopes: read, write; '#'
     comments). No token from here or auth_tokens: auth is off."""
-    auth_tokens: str = ""
+    auth_tokens: str = dataclasses.field(default="", repr=False)
     """Bearer tokens inline, `TOKEN SCOPE[,SCOPE]` entries separated by ';' (prefer the env
     variable or auth_token_file: a flag is visible in the process list)."""
     user_ttl_s: int = 0
@@ -102,6 +102,10 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+SECRET_FIELDS = frozenset({"redis_url", "auth_tokens"})
+"""Settings whose value (a password in the URL, tokens) --help must never print."""
 
 
 def _flag(name: str) -> str:
@@ -122,8 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kind = hints[f.name]
         env = ENV_PREFIX + f.name.upper()
         default = _coerce(kind, os.environ[env]) if env in os.environ else f.default
+        # "%(default).0s" prints nothing and stops --help from appending a secret default.
+        hidden = "; value not shown%(default).0s" if f.name in SECRET_FIELDS else ""
         parser.add_argument(_flag(f.name), dest=f.name, type=lambda s, k=kind: _coerce(k, s),
-                            default=default, help=f"{docs.get(f.name, '')} [env {env}]")
+                            default=default, help=f"{docs.get(f.name, '')} [env {env}{hidden}]")
 
 
 def from_args(ns: argparse.Namespace) -> Settings:

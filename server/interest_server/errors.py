@@ -29,3 +29,7 @@ class Unavailable(InterestError):
 
 class Aborted(InterestError):
     """Concurrent writers kept conflicting; safe to retry."""
+
+
+class Cancelled(InterestError):
+    """The caller cancelled or its deadline passed before a write; nothing was written."""

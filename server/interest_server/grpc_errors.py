@@ -26,6 +26,7 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.Aborted, grpc.StatusCode.ABORTED),
+    (errors.Cancelled, grpc.StatusCode.CANCELLED),
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,6 +56,12 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if isinstance(exc, grpc.RpcError) and not context.is_active():
+        # The request stream broke because the call is already over (the client cancelled, or
+        # a message exceeded the size limit and the caller got RESOURCE_EXHAUSTED): not a
+        # fault of ours, and nobody is left to answer.
+        log.info("call ended while reading its request stream")
+        context.abort(grpc.StatusCode.CANCELLED, "the call ended")
     code, message = status_for(exc)
     if code != grpc.StatusCode.INTERNAL:
         log.info("%s: %s", code.name, message)

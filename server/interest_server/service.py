@@ -9,6 +9,7 @@ import grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 
+from . import caller
 from . import validation as v
 from .concepts import Polarity
 from .conceptualizer import GroundedConcept
@@ -39,14 +40,14 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
         for batch in request_iterator:
             if not context.is_active():
                 return
-            yield self._ingest(batch)
+            yield self._ingest(batch, context)
 
     @rpc
     def IngestEvents(self, request: pb.EventBatch,  # noqa: N802
                      context: grpc.ServicerContext) -> pb.EventBatchAck:
-        return self._ingest(request)
+        return self._ingest(request, context)
 
-    def _ingest(self, batch: pb.EventBatch) -> pb.EventBatchAck:
+    def _ingest(self, batch: pb.EventBatch, context: grpc.ServicerContext) -> pb.EventBatchAck:
         v.check_count("events", len(batch.events), self.settings.max_events_per_batch)
         records: list[EventRecord | EventResult] = []
         for ev in batch.events:
@@ -57,7 +58,8 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
             except InvalidArgument as exc:
                 records.append(EventResult(Outcome.REJECTED, 0, RejectReason.INVALID_FIELD,
                                            str(exc)))
-        results = self.engine.ingest(records)
+        with caller.bound(context.is_active):  # past its deadline or cancelled: no write
+            results = self.engine.ingest(records)
         ack = pb.EventBatchAck(batch_id=batch.batch_id)
         for ev, result in zip(batch.events, results, strict=True):
             ack.acks.add(event_id=ev.event_id, status=int(result.outcome),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from .caller import check_waiting
 from .errors import Aborted
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import HistoryEntry, InterestFunction, WeightedItem, event_weight
@@ -175,6 +176,7 @@ class UserStore:
             writes.append((p, new_idx, dup_idx))
         if not writes:
             return []
+        check_waiting()  # a caller that gave up while we read must see no late write
         retry = []
         for (p, new_idx, dup_idx), new_version in zip(writes, pipe.execute(), strict=True):
             new_version = int(new_version)

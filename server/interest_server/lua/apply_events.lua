@@ -1,7 +1,7 @@
 -- Apply a batch of new events of one user, atomically, if nobody changed the user meanwhile.
 -- KEYS: state, window, seen, event_ids, event_times, concepts (see keys.py)
 -- ARGV: expected_version, vec, t_ref, model, window_size, now_ms, dedupe_cutoff_ms, count,
---       then count x (event_id, fingerprint, window_entry, item_id)
+--       then count x (event_id, fingerprint, window_entry, item_id), then user_ttl_s
 -- Returns the new version, or -1 when the version moved (the caller re-reads and retries).
 local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if version ~= tonumber(ARGV[1]) then
@@ -25,4 +25,12 @@ end
 local applied = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') + count
 redis.call('HSET', KEYS[1], 'v', version + 1, 'vec', ARGV[2], 't', ARGV[3], 'n', applied,
   'm', ARGV[4], 'u', ARGV[6])
+-- Optional inactivity TTL: every write restarts the clock on all of the user's keys; with it
+-- off (0), expiries left from when it was on are removed.
+local ttl = tonumber(ARGV[9 + count * 4] or '0')
+if ttl > 0 then
+  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+elseif redis.call('PTTL', KEYS[1]) >= 0 then
+  for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
+end
 return version + 1
