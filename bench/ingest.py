@@ -1,0 +1,178 @@
+"""Ingestion: StreamEvents events/s and ack latency vs a bare gRPC echo server and raw Redis."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import threading
+import time
+from typing import Any
+
+import grpc
+import profile_pyspy
+import redis_raw
+from _common import (
+    ServerProcess,
+    default_model_id,
+    machine,
+    print_table,
+    private_redis,
+    stats_ms,
+    store_synthetic_catalog,
+    unit_vectors,
+    write_result,
+)
+from interest.v1 import interest_pb2 as pb
+
+METHOD = "/interest.v1.InterestService/StreamEvents"
+TYPES = (pb.EVENT_TYPE_VIEW, pb.EVENT_TYPE_CLICK, pb.EVENT_TYPE_LIKE)
+RATE_CAP = {1: 8_000, 10: 40_000, 100: 80_000, 1000: 80_000}
+"""Events/s a pool of distinct events is sized for (duration x cap): above it the real server
+would start seeing duplicates, so its run stops early instead (flagged `pool_exhausted`)."""
+ECHO_POOL = 100_000
+"""Events pre-built for the echo server, which may cycle them (it does not care about ids)."""
+
+
+def build_batches(size: int, events: int, users: int, items: list[str], tag: str,
+                  seed: int) -> list[bytes]:
+    """Serialised EventBatch messages of distinct events (built before the clock starts, so
+    client-side message building is not part of either server's figure)."""
+    rng = random.Random(seed)
+    out = []
+    for b in range(max(1, events // size)):
+        batch = pb.EventBatch(batch_id=f"{tag}-{b}")
+        for j in range(size):
+            batch.events.add(event_id=f"{tag}{b}.{j}", user_id=f"u{rng.randrange(users)}",
+                             item_id=items[rng.randrange(len(items))],
+                             type=TYPES[rng.randrange(len(TYPES))])
+        out.append(batch.SerializeToString())
+    return out
+
+
+def _one_stream(target: str, batches: list[bytes], warm: float, deadline: float,
+                window: int, cycle: bool, out: dict[str, Any]) -> None:
+    """One StreamEvents call with up to `window` unacknowledged messages."""
+    channel = grpc.insecure_channel(target, options=[
+        ("grpc.max_send_message_length", 8 << 20), ("grpc.max_receive_message_length", 8 << 20)])
+    call = channel.stream_stream(METHOD, request_serializer=None,
+                                 response_deserializer=pb.EventBatchAck.FromString)
+    slots, sent, stop = threading.Semaphore(window), collections.deque[float](), threading.Event()
+
+    def requests() -> Any:
+        i = 0
+        while True:
+            while not slots.acquire(timeout=0.05):
+                if stop.is_set():
+                    return
+            if stop.is_set() or (i >= len(batches) and not cycle):
+                out["pool_exhausted"] = i >= len(batches)
+                return
+            sent.append(time.perf_counter())
+            yield batches[i % len(batches)]
+            i += 1
+
+    lat, counts, first, last = [], collections.Counter[str](), 0.0, 0.0
+    for ack in call(requests()):
+        now = time.perf_counter()
+        t_sent = sent.popleft()
+        slots.release()
+        if now >= warm:
+            if not first:
+                first = now
+            else:  # the first measured ack opens the interval; count what follows it
+                counts.update(events=len(ack.acks), msgs=1, applied=ack.applied,
+                              duplicates=ack.duplicates, rejected=ack.rejected)
+                lat.append(now - t_sent)
+            last = now
+        if now >= deadline:
+            stop.set()
+    channel.close()
+    out.update(lat=lat, counts=counts, first=first, last=last)
+
+
+def drive(target: str, pools: list[list[bytes]], duration_s: float, window: int,
+          cycle: bool) -> dict[str, Any]:
+    """Run one StreamEvents call per pool concurrently for duration_s; aggregate."""
+    start = time.perf_counter()
+    warm = start + min(1.0, duration_s / 5)
+    outs: list[dict[str, Any]] = [{} for _ in pools]
+    threads = [threading.Thread(target=_one_stream, args=(target, pool, warm,
+                                                          start + duration_s, window, cycle, o))
+               for pool, o in zip(pools, outs, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = sum((o["counts"] for o in outs), collections.Counter[str]())
+    span = max(o["last"] for o in outs) - min(o["first"] for o in outs)
+    return {"events_per_s": counts["events"] / span, "msgs_per_s": counts["msgs"] / span,
+            "ack_latency": stats_ms([x for o in outs for x in o["lat"]]), "seconds": span,
+            "pool_exhausted": any(o.get("pool_exhausted") for o in outs), **counts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1,10,100,1000", help="events per message")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per run")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=1_000)
+    parser.add_argument("--window", type=int, default=8, help="unacked messages per stream")
+    parser.add_argument("--streams", type=int, default=1, help="concurrent StreamEvents calls")
+    parser.add_argument("--redis-n", type=int, default=100_000, help="redis-benchmark requests")
+    parser.add_argument("--profile", type=float, default=0.0,
+                        help="py-spy the real server for this many seconds at 100 events/msg")
+    parser.add_argument("--tag", default="", help="results/ingest_<tag>.json instead")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    started = machine()
+    results: dict[str, Any] = {"users": args.users, "window": args.window,
+                               "streams": args.streams, "runs": {}}
+    with private_redis() as (redis_server, client):
+        items = store_synthetic_catalog(client, unit_vectors(args.items), default_model_id())
+        with ServerProcess("echo") as echo, ServerProcess("real", redis_server.url) as real:
+            for size in sizes:
+                cap = int(args.duration * RATE_CAP.get(size, 80_000))
+                per_stream = max(size, cap // args.streams)
+                row: dict[str, Any] = {}
+                for kind, server in (("echo", echo), ("real", real)):
+                    n = min(per_stream, ECHO_POOL) if kind == "echo" else per_stream
+                    pools = [build_batches(size, n, args.users, items, f"{kind}{size}s{s}", s)
+                             for s in range(args.streams)]
+                    prof = (profile_pyspy.start(server.pid, args.profile, f"ingest_b{size}")
+                            if kind == "real" and size == 100 and args.profile else None)
+                    row[kind] = drive(server.target, pools, args.duration, args.window,
+                                      cycle=kind == "echo")
+                    if prof is not None:
+                        row["profile"] = profile_pyspy.finish(prof)
+                row["ratio_events"] = row["real"]["events_per_s"] / row["echo"]["events_per_s"]
+                results["runs"][str(size)] = row
+                print(f"  {size}/msg: echo {row['echo']['events_per_s']:,.0f} ev/s, real "
+                      f"{row['real']['events_per_s']:,.0f} ev/s", flush=True)
+        results["raw_redis"] = redis_raw.measure(client, redis_server.port, args.redis_n,
+                                                 max(5_000, args.redis_n // 5))
+    report(results)
+    write_result("ingest" + (f"_{args.tag}" if args.tag else ""), results, started)
+
+
+def report(results: dict[str, Any]) -> None:
+    """Print the table against the issue's targets."""
+    rows = []
+    for size, r in results["runs"].items():
+        e, s = r["echo"], r["real"]
+        target = {"1": "msgs >= 0.8 x echo", "100": ">= 50k/s and >= 0.3 x echo"}.get(size, "")
+        rows.append([int(size), e["events_per_s"], e["msgs_per_s"], e["ack_latency"]["p50_ms"],
+                     e["ack_latency"]["p99_ms"], s["events_per_s"], s["msgs_per_s"],
+                     s["ack_latency"]["p50_ms"], s["ack_latency"]["p99_ms"],
+                     round(r["ratio_events"], 3), s.get("applied", 0), s.get("rejected", 0),
+                     target])
+    print_table(f"StreamEvents, {results['users']:,} users, window {results['window']}, "
+                f"{results['streams']} stream(s)",
+                ["ev/msg", "echo_ev/s", "echo_msg/s", "echo_p50", "echo_p99", "real_ev/s",
+                 "real_msg/s", "real_p50", "real_p99", "real/echo", "applied", "rejected",
+                 "target"], rows)
+    redis_raw.table(results["raw_redis"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Recommend latency and throughput by catalog size, with and without a dislike, vs exact FAISS."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import threading
+import time
+from typing import Any
+
+import faiss
+import numpy as np
+import profile_pyspy
+from _common import (
+    ServerProcess,
+    default_model_id,
+    machine,
+    print_table,
+    private_redis,
+    stats_ms,
+    store_synthetic_catalog,
+    thread_env,
+    unit_vectors,
+    write_result,
+)
+from interest_client import InterestClient
+from threadpoolctl import threadpool_limits
+
+K = 10
+DISLIKE = "I hate romance"
+
+
+def make_users(client: InterestClient, items: list[str], rng: random.Random) -> list[str]:
+    """'beh': 20 liked items; 'dis': the same likes plus a stated dislike (a concept filter)."""
+    liked = rng.sample(items, 20)
+    for user in ("beh", "dis"):
+        client.ingest([{"user_id": user, "item_id": i, "type": "like"} for i in liked])
+    resp = client.encode_interest("dis", DISLIKE)
+    return [f"{c.phrase} -> {[f'{x.name}={x.value}' for x in c.links]}" for c in resp.stored]
+
+
+def throughput(client: InterestClient, user: str, threads: int, seconds: float) -> float:
+    """Recommend calls per second with `threads` concurrent callers."""
+    counts = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def loop(n: int) -> None:
+        while time.perf_counter() < deadline:
+            client.recommend(user, k=K)
+            counts[n] += 1
+
+    workers = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
+                 blas: int, profile: bool) -> dict[str, Any]:
+    """One catalog size: server vs FAISS vs numpy, interleaved request by request; the server
+    and the in-process peers get the same BLAS/OpenMP thread count."""
+    rng = random.Random(seed)
+    vectors = unit_vectors(n, seed=seed)
+    out: dict[str, Any] = {"items": n}
+    with private_redis(persist=False) as (redis_server, rclient):
+        t0 = time.perf_counter()
+        items = store_synthetic_catalog(rclient, vectors, default_model_id())
+        out["store_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with ServerProcess("real", redis_server.url, env=thread_env(blas)) as server, \
+                server.client() as client, threadpool_limits(blas):
+            faiss.omp_set_num_threads(blas)
+            out["server_start_s"] = time.perf_counter() - t0
+            out["server_rss_mb"] = server.rss_bytes() / 2**20
+            out["dislike_concepts"] = make_users(client, items, rng)
+            state = client.get_user_state("beh", include_vector=True)
+            query = np.asarray(state.interest_vector, dtype=np.float32)[None, :]
+            index = faiss.IndexFlatIP(vectors.shape[1])
+            index.add(vectors)
+            consumed = int(state.consumed_count)
+            samples: dict[str, list[float]] = {"server": [], "server_dislike": [], "faiss": [],
+                                               "numpy": []}
+            agree: list[float] = []
+            for r in range(requests + 10):
+                t0 = time.perf_counter()
+                resp = client.recommend("beh", k=K)
+                t1 = time.perf_counter()
+                dis = client.recommend("dis", k=K)
+                t2 = time.perf_counter()
+                _, found = index.search(query, K + consumed)
+                t3 = time.perf_counter()
+                scores = vectors @ query[0]
+                top = np.argpartition(-scores, K + consumed)[: K + consumed]
+                top = top[np.argsort(-scores[top])]
+                t4 = time.perf_counter()
+                if r < 10:
+                    continue  # warm-up
+                for key, dt in zip(samples, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                    samples[key].append(dt)
+                exact = [items[i] for i in found[0] if items[i] not in
+                         {e.item_id for e in state.recent_events}][:K]
+                agree.append(len({i.item_id for i in resp.items} & set(exact)) / K)
+            out["removed_by_dislikes"] = dis.removed_by_dislikes
+            out["latency"] = {k: stats_ms(v) for k, v in samples.items()}
+            out["server_recall_at_10_vs_faiss"] = float(np.mean(agree))
+            out["numpy_top_matches_faiss"] = bool(set(top.tolist()) == set(found[0].tolist()))
+            out["throughput_rps"], out["profile"] = {}, {}
+            for key, user in (("server", "beh"), ("server_dislike", "dis")):
+                prof = profile_pyspy.start(server.pid, tput_s, f"rec_{user}") if profile else None
+                out["throughput_rps"][key] = throughput(client, user, threads, tput_s)
+                if prof is not None:
+                    out["profile"][key] = profile_pyspy.finish(prof)
+            out["throughput_threads"] = threads
+    lat = out["latency"]
+    out["dislike_adds_ms"] = {p: round(lat["server_dislike"][p] - lat["server"][p], 3)
+                              for p in ("p50_ms", "p99_ms")}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--full", action="store_true", help="add the 1,000,000-item catalog")
+    parser.add_argument("--requests", type=int, default=300, help="timed calls per variant")
+    parser.add_argument("--threads", type=int, default=4, help="callers in the throughput run")
+    parser.add_argument("--tput-s", type=float, default=4.0, help="seconds per throughput run")
+    parser.add_argument("--cpu-threads", type=int, default=1,
+                        help="BLAS/OpenMP threads of the server process and of the peers "
+                        "(1: on this shared 2-core box 2 threads made both 2-4x slower)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the server during the throughput runs of the largest size")
+    parser.add_argument("--tag", default="", help="results/recommend_<tag>.json instead")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] + ([1_000_000] if args.full else [])
+    started = machine()
+    runs = []
+    for n in sizes:
+        runs.append(measure_size(n, args.requests, args.threads, args.tput_s, seed=n,
+                                 blas=args.cpu_threads, profile=args.profile and n == sizes[-1]))
+        print(f"  {n:,} items done", flush=True)
+    rows = []
+    for r in runs:
+        lat = r["latency"]
+        target = {100_000: "p99 <= 5", 1_000_000: "p99 <= 10"}.get(r["items"], "")
+        rows.append([r["items"], lat["server"]["p50_ms"], lat["server"]["p99_ms"],
+                     lat["server_dislike"]["p50_ms"], lat["server_dislike"]["p99_ms"],
+                     r["dislike_adds_ms"]["p50_ms"], lat["faiss"]["p50_ms"],
+                     lat["faiss"]["p99_ms"], lat["numpy"]["p50_ms"],
+                     round(lat["server"]["p50_ms"] / lat["faiss"]["p50_ms"], 2),
+                     r["throughput_rps"]["server"], r["throughput_rps"]["server_dislike"],
+                     r["server_recall_at_10_vs_faiss"], target])
+    print_table(f"Recommend k={K} (ms; FAISS IndexFlatIP / numpy in the same loop; "
+                f"throughput with {args.threads} callers)",
+                ["items", "p50", "p99", "dislike_p50", "dislike_p99", "filter_adds_p50",
+                 "faiss_p50", "faiss_p99", "numpy_p50", "p50/faiss", "rps", "rps_dislike",
+                 "recall@10", "target"], rows)
+    write_result("recommend" + (f"_{args.tag}" if args.tag else ""),
+                 {"k": K, "dislike_text": DISLIKE, "cpu_threads": args.cpu_threads, "runs": runs},
+                 started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Raw Redis limits for the event write path: redis-benchmark SET/EVALSHA and redis-py pipelines."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import interest_server
+import redis
+from _common import machine, print_table, private_redis, write_result
+
+LUA = Path(interest_server.__file__).parent / "lua" / "apply_events.lua"
+GUARD = "if version ~= tonumber(ARGV[1]) then\n  return -1\nend\n"
+VEC = b"\x00" * (384 * 4)
+WINDOW_ENTRY = '{"e":"%s","i":"s%d","t":2,"v":null,"ts":1795000000000}'
+
+
+def redis_benchmark(port: int, n: int, pipeline: int, command: list[str]) -> dict[str, Any]:
+    """ops/s and latency of one redis-benchmark run (50 clients, 10k random keys)."""
+    cmd = ["redis-benchmark", "-p", str(port), "-n", str(n), "-P", str(pipeline), "-c", "50",
+           "-r", "10000", "-q", "--csv", *command]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    # The test name is the whole command (quotes and all): read the 7 numbers from the right.
+    last = out.strip().splitlines()[-1].rsplit(",", 7)[1:]
+    rps, _avg, _min, p50, _p95, p99, _max = (float(x.strip('"')) for x in last)
+    return {"ops_per_s": rps, "p50_ms": p50, "p99_ms": p99, "pipeline": pipeline, "n": n}
+
+
+def evalsha_command(sha: str) -> list[str]:
+    """The write script for one event of a random user, as redis-benchmark arguments."""
+    keys = [f"rb:{{__rand_int__}}:{k}" for k in ("state", "win", "seen", "ids", "idt", "c")]
+    now = int(time.time() * 1000)
+    return ["EVALSHA", sha, "6", *keys, "0", "x" * len(VEC), str(now), "model", "50", str(now),
+            str(now - 86_400_000), "1", "e__rand_int__", "f" * 24,
+            WINDOW_ENTRY % ("e1", 1), "s__rand_int__", "0"]
+
+
+def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) -> dict[str, Any]:
+    """The server's own Redis traffic for `events` events in batches, issued from Python with
+    redis-py: per user and batch, 2 HMGET in one pipeline, then EVALSHA + ZINCRBY in another."""
+    script = client.register_script(LUA.read_text())
+    version: dict[int, int] = {}
+    rng = random.Random(1)
+    tag = f"py{batch}.{rng.getrandbits(32):08x}.{time.time_ns()}"  # fresh users every call
+    t0 = time.perf_counter()
+    for b in range(0, events, batch):
+        by_user: dict[int, list[int]] = {}
+        for e in range(b, min(b + batch, events)):
+            by_user.setdefault(rng.randrange(users), []).append(e)
+        pipe = client.pipeline(transaction=False)
+        for u, evs in by_user.items():
+            pipe.hmget(f"{tag}:{{{u}}}:state", "v", "vec", "t", "m")
+            pipe.hmget(f"{tag}:{{{u}}}:ids", [f"e{e}" for e in evs])
+        pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        now = int(time.time() * 1000)
+        for u, evs in by_user.items():
+            args: list[Any] = [version.get(u, 0), VEC, now, "model", 50, now, now - 86_400_000,
+                               len(evs)]
+            for e in evs:
+                args += [f"e{e}", "f" * 24, WINDOW_ENTRY % (f"e{e}", e % 1000), f"s{e % 1000}"]
+            args.append(0)
+            keys = [f"{tag}:{{{u}}}:{k}" for k in ("state", "win", "seen", "ids", "idt", "c")]
+            script(keys=keys, args=args, client=pipe)
+            version[u] = version.get(u, 0) + 1
+        for e in range(b, min(b + batch, events)):
+            pipe.zincrby("py:pop", 1.0, f"s{e % 1000}")
+        replies = pipe.execute()
+        assert all(int(r) >= 0 for r in replies[: len(by_user)]), "version guard refused"
+    elapsed = time.perf_counter() - t0
+    return {"events_per_s": events / elapsed, "events": events, "batch": batch, "users": users}
+
+
+def server_usec(client: redis.Redis, fn: Any, *args: Any) -> dict[str, Any]:
+    """fn(*args) plus the Redis CPU time per call of each command it caused (commandstats)."""
+    client.config_resetstat()
+    out = fn(*args)
+    stats = client.info("commandstats")
+    out["redis_usec_per_call"] = {k.removeprefix("cmdstat_"): v["usec_per_call"]
+                                  for k, v in stats.items() if v["calls"] >= 100}
+    return out
+
+
+def measure(client: redis.Redis, port: int, n: int, py_events: int) -> dict[str, Any]:
+    """All raw-Redis figures against one running Redis."""
+    out: dict[str, Any] = {}
+    if shutil.which("redis-benchmark"):
+        sha = client.script_load(LUA.read_text().replace(GUARD, ""))
+        out["redis_benchmark_set_p1"] = redis_benchmark(port, n, 1, ["-t", "set"])
+        out["redis_benchmark_set_p100"] = redis_benchmark(port, n * 5, 100, ["-t", "set"])
+        for p in (1, 100):
+            out[f"redis_benchmark_evalsha_p{p}"] = server_usec(
+                client, redis_benchmark, port, n, p, evalsha_command(sha))
+    for batch in (1, 100):
+        events = py_events if batch > 1 else py_events // 10
+        out[f"python_pipeline_batch{batch}"] = server_usec(client, python_pipeline, client,
+                                                           events, batch, 10_000)
+    return out
+
+
+def table(raw: dict[str, Any]) -> None:
+    """Print the raw figures."""
+    rows = [[k, round(v.get("ops_per_s", v.get("events_per_s", 0))), v.get("p50_ms", "-"),
+             v.get("p99_ms", "-")] for k, v in raw.items()]
+    print_table("raw Redis (ops/s; EVALSHA = the event write script, 1 event per call)",
+                ["what", "ops_or_events_per_s", "p50_ms", "p99_ms"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000, help="redis-benchmark requests")
+    parser.add_argument("--py-events", type=int, default=20_000)
+    args = parser.parse_args()
+    started = machine()
+    with private_redis() as (server, client):
+        raw = measure(client, server.port, args.n, args.py_events)
+    table(raw)
+    write_result("redis_raw", {"results": raw}, started)
+
+
+if __name__ == "__main__":
+    main()
