@@ -1,0 +1,209 @@
+"""Sequence interest model: learns a synthetic pattern, round-trips checkpoints, serves in numpy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from interest_server.sequence_model import (
+    SeqConfig,
+    SeqRecNet,
+    SequenceInterestModel,
+    save_checkpoint,
+)
+from interest_server.training import (
+    SplitData,
+    TrainConfig,
+    _fast_evaluate,
+    _Tensors,
+    offline_evaluate,
+    train_on_split,
+)
+
+N_ITEMS = 30
+TEXT_DIM = 16
+TEXT_MODEL = "test-encoder:000000000000"
+
+
+def _synthetic(n_users: int = 60, seed: int = 0) -> SplitData:
+    """Users walk the items in a ring (i -> i+1); each history's next two steps are the targets."""
+    rng = np.random.default_rng(seed)
+    item_ids = [f"m{i}" for i in range(N_ITEMS)]
+    text = rng.normal(size=(N_ITEMS, TEXT_DIM)).astype(np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    users, train, valid, test = [], {}, {}, {}
+    for u in range(n_users):
+        start, length = int(rng.integers(N_ITEMS)), int(rng.integers(6, 14))
+        walk = [item_ids[(start + step) % N_ITEMS] for step in range(length + 2)]
+        user = f"u{u}"
+        users.append(user)
+        train[user], valid[user], test[user] = walk[:-2], walk[-2], walk[-1]
+    return SplitData(item_ids, text, TEXT_MODEL, users, train, valid, test)
+
+
+def _tiny_config(**overrides: object) -> SeqConfig:
+    base = {"text_dim": TEXT_DIM, "n_items": N_ITEMS, "dim": 16, "n_layers": 1, "n_heads": 2,
+            "max_len": 8, "dropout": 0.1, "emb_dropout": 0.1}
+    return SeqConfig(**{**base, **overrides})
+
+
+def _model(tmp_path: Path, memory: bool = False, seed: int = 0) -> SequenceInterestModel:
+    torch.manual_seed(seed)
+    net = SeqRecNet(_tiny_config(**({"memory_k": 3, "memory_symmetric": True} if memory else {})))
+    if net.memory is not None:
+        with torch.no_grad():  # a trained memory is not zero; random values test the plumbing
+            net.memory[1:, 1:] = torch.randn(N_ITEMS, N_ITEMS)
+    name = "m.pt"
+    save_checkpoint(tmp_path / name, net, [f"m{i}" for i in range(N_ITEMS)], TEXT_MODEL)
+    return SequenceInterestModel.load(tmp_path / name)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, SplitData]:
+    split = _synthetic()
+    out = tmp_path_factory.mktemp("seq") / "model.pt"
+    report = train_on_split(
+        split,
+        out,
+        _tiny_config(memory_k=2),
+        TrainConfig(epochs=30, batch_size=16, lr=5e-3, eval_every=5, patience=100, threads=1,
+                    time_limit_s=60.0),
+        progress=False,
+    )
+    return report, split
+
+
+def test_training_learns_the_pattern_and_beats_random(trained: tuple[dict, SplitData]) -> None:
+    report, split = trained
+    model = SequenceInterestModel.load(report["checkpoint"])
+    metrics = offline_evaluate(model, split)
+    # Random ranking of ~20 remaining items puts the target in the top 10 about half the time.
+    assert metrics["test"]["recall@10"] > 0.9
+    assert metrics["test"]["ndcg@10"] > 0.6
+    assert Path(report["plot"]).is_file()
+    assert model.text_model_id == TEXT_MODEL
+    assert model.version == report["version"]
+    assert model.metadata["best_epoch"] == report["best_epoch"]
+
+
+def test_batched_evaluation_matches_the_serving_api(trained: tuple[dict, SplitData]) -> None:
+    report, split = trained
+    model = SequenceInterestModel.load(report["checkpoint"])
+    served = offline_evaluate(model, split)
+    tensors = _Tensors(split, model.max_len)
+    for name in ("valid", "test"):
+        fast = _fast_evaluate(model.net, tensors, split, name)
+        assert fast == pytest.approx(served[name], abs=1e-9)
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_checkpoint_round_trip_gives_identical_vectors(tmp_path: Path, memory: bool) -> None:
+    torch.manual_seed(1)
+    net = SeqRecNet(_tiny_config(memory_k=3 if memory else 0))
+    ids = [f"m{i}" for i in range(N_ITEMS)]
+    before = SequenceInterestModel(net, ids, TEXT_MODEL, "unsaved")
+    save_checkpoint(tmp_path / "a.pt", net, ids, TEXT_MODEL, {"note": "x"})
+    after = SequenceInterestModel.load(tmp_path / "a.pt")
+    text = np.random.default_rng(2).normal(size=(5, TEXT_DIM)).astype(np.float32)
+    history = ["m3", "m4", "unknown", "m5", "m6"]
+    np.testing.assert_array_equal(before.user_vector(history, text),
+                                  after.user_vector(history, text))
+    np.testing.assert_array_equal(before.item_matrix(history, text),
+                                  after.item_matrix(history, text))
+    # Plain tensors and strings only: loadable without unpickling code.
+    raw = torch.load(tmp_path / "a.pt", weights_only=True)
+    assert raw["item_ids"] == ids and raw["metadata"] == {"note": "x"}
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_scores_are_a_dot_product_with_the_bias_folded_in(tmp_path: Path, memory: bool) -> None:
+    model = _model(tmp_path, memory)
+    rng = np.random.default_rng(3)
+    text = rng.normal(size=(N_ITEMS, TEXT_DIM)).astype(np.float32)
+    ids = [f"m{i}" for i in range(N_ITEMS)]
+    vec = model.user_vector(ids[:4], text[:4])
+    items = model.item_matrix(ids, text)
+    assert vec is not None and vec.dtype == np.float32 and vec.shape == (model.dim,)
+    assert items.dtype == np.float32 and items.shape == (N_ITEMS, model.dim)
+    assert vec[model.net.cfg.dim] == 1.0  # multiplies the bias column
+    net = model.net
+    with torch.inference_mode():
+        hidden = net.encode(
+            torch.tensor([[1, 2, 3, 4]]), torch.from_numpy(text[:4])[None],
+            torch.ones(1, 4, dtype=torch.bool),
+        )[0, -1]
+        out = net.output_items(torch.arange(1, N_ITEMS + 1), torch.from_numpy(text))
+        expected = out[:, :-1] @ hidden + out[:, -1]
+        if memory:  # the last 3 events, newest weighted 1, then decay, decay^2
+            m = net.memory_matrix()
+            decay = net.cfg.memory_decay
+            expected += m[4, 1:] + decay * m[3, 1:] + decay**2 * m[2, 1:]
+    assert model.dim == net.cfg.dim + 1 + (N_ITEMS if memory else 0)
+    np.testing.assert_allclose(items @ vec, expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_user_vector_reads_at_most_max_len_events(tmp_path: Path, memory: bool) -> None:
+    model = _model(tmp_path, memory)
+    rng = np.random.default_rng(4)
+    n = model.max_len + 5
+    ids = [f"m{i % N_ITEMS}" for i in range(n)]
+    text = rng.normal(size=(n, TEXT_DIM)).astype(np.float32)
+    full = model.user_vector(ids, text)
+    tail = model.user_vector(ids[-model.max_len :], text[-model.max_len :])
+    np.testing.assert_allclose(full, tail, rtol=1e-6, atol=1e-6)
+    # Changing an event older than the window changes nothing; a recent one does.
+    older = ["m29", *ids[1:]]
+    np.testing.assert_allclose(model.user_vector(older, text), full, rtol=1e-6, atol=1e-6)
+    newer = [*ids[:-1], "m29"]
+    assert not np.allclose(model.user_vector(newer, text), full)
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_unknown_item_ids_use_the_text_part_only(tmp_path: Path, memory: bool) -> None:
+    model = _model(tmp_path, memory)
+    net = model.net
+    with torch.no_grad():
+        net.out_id.weight[1:] += 1.0  # make the learned id part impossible to miss
+        net.bias_id.weight[1:] += 1.0
+    text = np.random.default_rng(5).normal(size=(2, TEXT_DIM)).astype(np.float32)
+    known, unknown = model.item_matrix(["m0", "never-seen"], text[[0, 0]])
+    assert not np.allclose(known, unknown)
+    with torch.inference_mode():
+        t = torch.from_numpy(text[0])
+        expected = torch.cat([net.out_text(t), net.bias_text(t)]).numpy()
+    np.testing.assert_allclose(unknown[: len(expected)], expected, rtol=1e-6, atol=1e-6)
+    # No learned item-item memory for an item the checkpoint never saw.
+    assert not unknown[len(expected) :].any()
+    # Unknown ids are placeable from text alone, in histories too.
+    assert model.user_vector(["never-seen", "also-new"], text) is not None
+
+
+def test_version_follows_the_weights(tmp_path: Path) -> None:
+    torch.manual_seed(6)
+    net = SeqRecNet(_tiny_config())
+    ids = [f"m{i}" for i in range(N_ITEMS)]
+    v1 = save_checkpoint(tmp_path / "a.pt", net, ids, TEXT_MODEL)
+    v1_again = save_checkpoint(tmp_path / "b.pt", net, ids, TEXT_MODEL)
+    with torch.no_grad():
+        net.bias_text.bias += 0.5
+    v2 = save_checkpoint(tmp_path / "c.pt", net, ids, TEXT_MODEL)
+    assert v1.startswith("seq-") and len(v1) == len("seq-") + 12
+    assert v1 == v1_again == SequenceInterestModel.load(tmp_path / "a.pt").version
+    assert v2 != v1
+    # The version names the weights, not the file: a copy or new metadata keeps it.
+    copy = tmp_path / "copied.pt"
+    copy.write_bytes((tmp_path / "c.pt").read_bytes())
+    assert SequenceInterestModel.load(copy).version == v2
+    assert save_checkpoint(tmp_path / "d.pt", net, ids, TEXT_MODEL, {"epochs": 3}) == v2
+
+
+def test_empty_history_gives_none_and_bad_shapes_are_refused(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    assert model.user_vector([], np.zeros((0, TEXT_DIM), dtype=np.float32)) is None
+    with pytest.raises(ValueError, match="shape"):
+        model.user_vector(["m1"], np.zeros((2, TEXT_DIM), dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        model.item_matrix(["m1"], np.zeros((1, TEXT_DIM + 1), dtype=np.float32))
