@@ -39,3 +39,58 @@ demo: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Dockerfile, compose and Kubernetes manifests, offline: hadolint, yamllint, and the Kubernetes
+# schemas bundled in kubernetes-validate (strict: unknown fields fail). No Docker engine needed.
+K8S_MANIFESTS := $(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
+
+.PHONY: lint-deploy
+lint-deploy: venv
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/yamllint -c deploy/.yamllint.yaml deploy
+	$(BIN)/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
+
+# Other languages from protos/ with buf (README, "Client languages"). buf comes from PyPI
+# (buf-bin) into .venv; BUF=/path/to/buf uses another one. Generation plugins are all local:
+# `make stubs-tools` installs the Debian ones (root), the TypeScript one comes with npm ci.
+BUF_VERSION ?= 1.75.0
+BUF ?= $(BIN)/buf
+BUF_AGAINST ?=
+TS_DIR := client/typescript
+
+.PHONY: buf-lint buf-breaking stubs-other stubs-tools ts-client
+
+$(BIN)/buf: | $(STAMP)
+	$(BIN)/python -m pip install 'buf-bin==$(BUF_VERSION)'
+
+buf-lint: $(BUF)
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+# Breaking changes against the last release: BUF_AGAINST=<tag>, else the newest v* tag reachable
+# from HEAD; no such tag yet: says so and passes. subdir=protos also reads tags without buf.yaml.
+buf-breaking: $(BUF)
+	@against="$(BUF_AGAINST)"; \
+	if [ -z "$$against" ]; then against=$$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null || true); fi; \
+	if [ -z "$$against" ]; then echo "buf-breaking: no release tag (v*) yet, nothing to compare against"; exit 0; fi; \
+	echo "$(BUF) breaking --against .git#tag=$$against,subdir=protos"; \
+	$(BUF) breaking --against ".git#tag=$$against,subdir=protos"
+
+$(TS_DIR)/node_modules/.package-lock.json: $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+
+# Go, Java and TypeScript stubs into build/stubs/ (buf.gen.yaml), offline.
+stubs-other: $(BUF) $(TS_DIR)/node_modules/.package-lock.json
+	@missing=""; for tool in protoc protoc-gen-go protoc-gen-go-grpc grpc_java_plugin; do \
+		command -v $$tool > /dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then echo "missing:$$missing (make stubs-tools, or see buf.gen.yaml)" >&2; exit 1; fi
+	$(BUF) generate
+	@echo "stubs written to build/stubs/go, build/stubs/java, build/stubs/ts"
+
+stubs-tools:
+	apt-get install -y --no-install-recommends protobuf-compiler protoc-gen-go protoc-gen-go-grpc \
+		protobuf-compiler-grpc-java-plugin
+
+# The Node client: install (lockfile), build and run its unit tests.
+ts-client: $(TS_DIR)/node_modules/.package-lock.json
+	cd $(TS_DIR) && npm test

@@ -9,17 +9,19 @@ from dataclasses import dataclass, field
 
 import grpc
 import redis
+import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from interest.v1 import interest_pb2
 
-from . import auth, tls
+from . import auth, metrics, tls, tracing
 from .config import Settings
 from .encoder import TextEncoder
 from .engine import Encoder, InterestEngine
 from .redis_launcher import EmbeddedRedis
 from .registration import add_servicer
 from .service import InterestService
+from .watch import WatchHub
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class RunningServer:
     health: health.HealthServicer
     redis_url: str
     embedded_redis: EmbeddedRedis | None = None
+    watch: WatchHub | None = None
+    metrics_http: metrics.MetricsEndpoint | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _monitor: threading.Thread | None = None
 
@@ -58,7 +62,13 @@ class RunningServer:
         """Graceful shutdown: NOT_SERVING, drain RPCs for grace_s, then release everything."""
         self._stop.set()
         self.health.enter_graceful_shutdown()
+        if self.watch is not None:  # watch streams never end by themselves: end them now
+            self.watch.shutdown()
         self.server.stop(grace_s).wait()
+        if self.watch is not None:
+            self.watch.stop()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
         self.engine.stop()
         if self._monitor is not None:
             self._monitor.join(timeout=2)
@@ -122,6 +132,8 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
     try:
         client = connect_redis(url, settings.redis_timeout_s)
         client.ping()
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
         if encoder is None:
             encoder = TextEncoder(settings.model_dir, max_seq_length=settings.max_seq_length,
                                   batch_size=settings.encode_batch_size)
@@ -136,11 +148,13 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             futures.ThreadPoolExecutor(max_workers=settings.workers,
                                        thread_name_prefix="rpc"),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-            interceptors=auth.interceptors(settings),
+            interceptors=[metrics.ObservabilityInterceptor(tracing.tracer(settings.tracing)),
+                          *auth.interceptors(settings)],
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes)],
         )
-        add_servicer(InterestService(engine, settings), server)
+        hub = WatchHub.for_settings(client, settings.max_watch_streams, settings.workers)
+        add_servicer(InterestService(engine, settings, hub), server)
         health_servicer = health.HealthServicer(
             experimental_non_blocking=True,
             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=2))
@@ -157,11 +171,15 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         if hasattr(encoder, "warm"):
             encoder.warm()
         engine.start()
+        hub.start()
+        metrics.bind_engine(engine)
+        metrics_http = metrics.serve(settings)
     except BaseException:
         if embedded is not None:
             embedded.stop()
         raise
-    running = RunningServer(server, port, engine, health_servicer, url, embedded)
+    running = RunningServer(server, port, engine, health_servicer, url, embedded, hub,
+                            metrics_http)
     _set_health(health_servicer, True)
     running._monitor = threading.Thread(target=_monitor_redis, args=(running,),
                                         name="redis-health", daemon=True)

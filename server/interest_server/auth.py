@@ -21,7 +21,7 @@ WRITE = "write"
 SCOPES = frozenset({READ, WRITE})
 
 _SERVICE = interest_pb2.DESCRIPTOR.services_by_name["InterestService"]
-_READ_METHODS = frozenset({"Recommend", "GetUserState"})
+_READ_METHODS = frozenset({"Recommend", "GetUserState", "WatchRecommendations"})
 METHOD_SCOPES: dict[str, str] = {
     f"/{_SERVICE.full_name}/{m.name}": READ if m.name in _READ_METHODS else WRITE
     for m in _SERVICE.methods

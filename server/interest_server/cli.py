@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from . import config
+from . import config, logs
 
 
 def _serve(settings: config.Settings) -> int:
@@ -58,10 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--probes", default=None,
                           help="concept probes JSON (default ../shared/eval/concept_probes.json "
                                "if present; concept evaluation is skipped without it)")
+    from . import bulk_import
+
+    importer = sub.add_parser(
+        "import", help="load a historical event log (CSV/TSV) through StreamEvents, resumably",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    bulk_import.add_arguments(importer)
+    config.add_arguments(importer)
     args = parser.parse_args(argv)
     settings = config.from_args(args)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
+    if args.command == "import":
+        return bulk_import.run(args, settings)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "eval":

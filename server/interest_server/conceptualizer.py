@@ -41,9 +41,14 @@ class Conceptualizer:
 
     def __init__(self, embed_concepts: Callable[[list[str]], np.ndarray],
                  embed: Callable[[list[str]], np.ndarray], model_id: str,
-                 rewrite: Callable[[str], list[ConceptPhrase]] | None = None) -> None:
+                 rewrite: Callable[[str], list[ConceptPhrase]] | None = None, *,
+                 embed_both: Callable[[list[str]], tuple[np.ndarray, np.ndarray]] | None = None,
+                 ) -> None:
+        """`embed_both(texts) -> (embed_concepts(texts), embed(texts))`, when given, is used
+        instead of the two calls (TextEncoder.embed_both: both poolings from one forward pass)."""
         self.embed_concepts = embed_concepts
         self.embed = embed
+        self.embed_both = embed_both
         self.model_id = model_id
         self.rewrite = rewrite or parse_concepts
 
@@ -53,11 +58,14 @@ class Conceptualizer:
         return self.attach_vectors(phrases)
 
     def attach_vectors(self, phrases: Sequence[ConceptPhrase]) -> list[StoredConcept]:
-        """Embed phrases, both ways, in one batch each."""
+        """Embed phrases, both ways: one embed_both call, or one batch each."""
         if not phrases:
             return []
         texts = [p.phrase for p in phrases]
-        vectors, ground = self.embed_concepts(texts), self.embed(texts)
+        if self.embed_both is not None:
+            vectors, ground = self.embed_both(texts)
+        else:
+            vectors, ground = self.embed_concepts(texts), self.embed(texts)
         return [StoredConcept(p.phrase, p.polarity, p.weight, v, self.model_id, g)
                 for p, v, g in zip(phrases, vectors, ground, strict=True)]
 

@@ -37,6 +37,11 @@ class Settings:
     """Optional local generative (seq2seq) model that rewrites descriptions into concept phrases."""
     encode_batch_size: int = 32
     """Texts per forward pass when embedding items."""
+    torch_threads: int = 0
+    """PyTorch intra-op threads for the encoder (torch.set_num_threads, process-wide); 0 leaves
+    torch's default (one per core). It does not touch numpy's BLAS pool (the Recommend scan): set
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 for that. On small shared boxes pin both (measured in
+    bench/README.md)."""
     max_seq_length: int = 256
     """Tokens per text fed to the encoder; longer texts are truncated."""
     workers: int = 16
@@ -98,6 +103,18 @@ class Settings:
     user_ttl_s: int = 0
     """Erase a user's keys after this many seconds without a write (events, EncodeInterest);
     0 keeps users forever."""
+    watch_min_interval_ms: int = 100
+    """Least time between two pushes of one WatchRecommendations stream, and its default; a
+    request may ask for more (min_interval_ms), never less."""
+    max_watch_streams: int = 8
+    """Open WatchRecommendations streams per process; each holds one of `workers` threads, so
+    at most workers - 1 are admitted. Beyond it: RESOURCE_EXHAUSTED."""
+    metrics_port: int = 0
+    """Port of the Prometheus /metrics HTTP endpoint (on `host`); 0: off."""
+    log_format: str = "text"
+    """'text', or 'json': one JSON object per line with the call's request id."""
+    tracing: bool = False
+    """OpenTelemetry server spans per RPC, if opentelemetry-api is installed (not a dependency)."""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

@@ -27,7 +27,8 @@ _GENERIC_DIR_NAMES = {"model", "models", "snapshots", "weights", "checkpoint", "
 _HEX_DIR = re.compile(r"^[0-9a-f]{16,64}$")
 _HASH_CHUNK = 1 << 20
 
-# (token states, attention mask, special-tokens mask) -> pooled (batch, dim)
+# (token states, attention mask, special-tokens mask) -> pooled (batch, dim), or (batch, k, dim)
+# for k poolings of the same pass (each vector is normalised on its own)
 _Pool = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -155,6 +156,16 @@ class TextEncoder:
         """
         return self._encode(phrases, self._attention_pool)
 
+    def embed_both(self, phrases: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(embed_concepts(phrases), embed(phrases)) from ONE forward pass per batch.
+
+        Both poolings read the same token states, so running the model once and pooling twice
+        gives the same vectors (attention-pooled, then mean-pooled, each L2-normalised) at half
+        the model cost of calling the two methods.
+        """
+        both = self._encode(phrases, self._both_pool, (2, self.dim))
+        return np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])
+
     def warm(self) -> None:
         """One forward pass of each kind, so the first request does not pay for lazy set-up."""
         self.embed(["warm up the encoder"])
@@ -162,12 +173,13 @@ class TextEncoder:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _encode(self, texts: Sequence[str], pool: _Pool) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], pool: _Pool,
+                shape: tuple[int, ...] | None = None) -> np.ndarray:
         if isinstance(texts, str):
             # A bare string is a Sequence[str] of characters; that is never what a caller means.
             raise TypeError("texts must be a sequence of strings, not a single string")
         texts = list(texts)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out = np.empty((len(texts), *(shape or (self.dim,))), dtype=np.float32)
         if not texts:
             return out
         # Longest first, like sentence-transformers: texts of similar length share a batch, so
@@ -201,7 +213,7 @@ class TextEncoder:
             states = self._model(**enc).last_hidden_state
             pooled = pool(states, enc["attention_mask"], special.to(self.device))
             # Unit length, so a dot product between any two stored vectors is their cosine.
-            pooled = torch.nn.functional.normalize(pooled.float(), p=2, dim=1)
+            pooled = torch.nn.functional.normalize(pooled.float(), p=2, dim=-1)
             return pooled.cpu().numpy()
 
     @staticmethod
@@ -225,3 +237,10 @@ class TextEncoder:
         weights = torch.softmax(scores, dim=1)
         pooled = torch.einsum("bt,btd->bd", weights, states)
         return torch.where(empty.unsqueeze(-1), query, pooled)
+
+    def _both_pool(
+        self, states: torch.Tensor, attention_mask: torch.Tensor, special: torch.Tensor
+    ) -> torch.Tensor:
+        """(batch, 2, dim): attention pooling, then mean pooling, of the same token states."""
+        mean = self._mean_pool(states, attention_mask, special)
+        return torch.stack([self._attention_pool(states, attention_mask, special), mean], dim=1)

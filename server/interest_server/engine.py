@@ -19,6 +19,7 @@ from .interest_model import DecayedAverageModel, InterestFunction
 from .item_index import CatalogItem, ItemIndex, StaleView, embedding_text
 from .ranking import Ranker, RankOptions, RankResult, RecentItem
 from .user_store import UserSnapshot, UserStore
+from .watch import ChangeNotifier
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class InterestEngine:
                                         encoder.embed)
         self.ranker = Ranker(self.index)
         self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.embed,
-                                                encoder.model_id, rewrite)
+                                                encoder.model_id, rewrite,
+                                                embed_both=getattr(encoder, "embed_both", None))
+        self.notifier = ChangeNotifier(client)  # wakes WatchRecommendations on every process
 
     def start(self) -> None:
         """Load the catalog and follow its changes."""
@@ -117,6 +120,7 @@ class InterestEngine:
                 todo.append((i, ev))
         if todo:
             applied = self.users.apply_events([ev for _, ev in todo], self._item_vector)
+            self.notifier.events_applied([ev for _, ev in todo], applied)
             for (i, _), result in zip(todo, applied, strict=True):
                 results[i] = result
         return [r for r in results if r is not None]
@@ -155,6 +159,7 @@ class InterestEngine:
             return cz.dumps(stored)
 
         self.users.store_concepts(user_id, update)
+        self.notifier.changed([user_id])
         return self.ground(found), self.ground(stored)
 
     def ground(self, concepts: list[cz.StoredConcept]) -> list[cz.GroundedConcept]:
@@ -220,4 +225,6 @@ class InterestEngine:
 
     def delete_user(self, user_id: str) -> int:
         """Erase every key of the user."""
-        return self.users.delete_user(user_id)
+        deleted = self.users.delete_user(user_id)
+        self.notifier.changed([user_id])
+        return deleted

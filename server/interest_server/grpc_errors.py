@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import grpc
 import redis
 
-from . import errors
+from . import errors, logs, metrics
 from .registration import Undecodable
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     for kind, code in _CODES:
         if isinstance(exc, kind):
             return code, str(exc)
+    if isinstance(exc, redis.RedisError):
+        metrics.redis_error(exc)
     if isinstance(exc, redis.exceptions.TimeoutError):
         # Never echo redis' own message: it names the server address.
         return grpc.StatusCode.UNAVAILABLE, "the state store timed out; retry later"
@@ -50,7 +52,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
             return grpc.StatusCode.RESOURCE_EXHAUSTED, "the state store is out of memory"
         if reply.startswith(("MASTERDOWN", "LOADING", "CLUSTERDOWN")):
             return grpc.StatusCode.UNAVAILABLE, "the state store is not ready; retry later"
-    rid = uuid.uuid4().hex[:16]
+    rid = logs.request_id.get() or uuid.uuid4().hex[:16]
     log.error("request %s failed", rid, exc_info=exc)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE.format(rid=rid)
 

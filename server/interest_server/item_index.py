@@ -75,8 +75,14 @@ class ItemIndex:
         self._row: dict[str, int] = {}
         self._texts: list[str] = []
         self._attrs: list[dict[str, tuple[str, ...]]] = []
+        # Attribute postings. A (name, value) pair keeps a set of rows (cheap to update) and, once
+        # read, a sorted row array, dropped whenever the set changes and rebuilt on the next read.
+        # A name keeps a bool mask over all matrix rows, set and cleared in place as rows change.
+        # A request then only ORs a few arrays. Pairs stay sparse on purpose: a mask per value
+        # would cost (values x rows) bytes, too much for ids, brands or years in a big catalog.
         self._postings: dict[AttrPair, set[int]] = {}
-        self._has_attr: dict[str, set[int]] = {}
+        self._posting_rows: dict[AttrPair, np.ndarray] = {}
+        self._has_attr: dict[str, np.ndarray] = {}
         self._vocab: dict[AttrPair, np.ndarray] = {}
         self._dead = 0
         self._generation = 0
@@ -140,6 +146,10 @@ class ItemIndex:
         alive = np.zeros(capacity, dtype=bool)
         alive[: len(self._ids)] = self._alive[: len(self._ids)]
         self._vectors, self._behaviour, self._alive = vectors, behaviour, alive
+        for name, mask in self._has_attr.items():
+            grown = np.zeros(capacity, dtype=bool)
+            grown[: len(self._ids)] = mask[: len(self._ids)]
+            self._has_attr[name] = grown
 
     def _compact(self) -> None:
         keep = [r for r in range(len(self._ids)) if self._alive[r]]
@@ -156,21 +166,41 @@ class ItemIndex:
         self._row = {item_id: r for r, item_id in enumerate(self._ids)}
         self._vectors, self._alive, self._dead = vectors, alive, 0
         self._generation += 1
-        self._postings, self._has_attr = {}, {}
+        self._postings, self._posting_rows, self._has_attr = {}, {}, {}
         for r in range(len(keep)):
             self._post(r)
 
     def _post(self, row: int) -> None:
         for name, values in self._attrs[row].items():
-            self._has_attr.setdefault(name, set()).add(row)
+            mask = self._has_attr.get(name)
+            if mask is None:
+                mask = self._has_attr[name] = np.zeros(len(self._alive), dtype=bool)
+            mask[row] = True
             for value in values:
                 self._postings.setdefault((name, value), set()).add(row)
+                self._posting_rows.pop((name, value), None)
 
     def _unpost(self, row: int) -> None:
         for name, values in self._attrs[row].items():
-            self._has_attr.get(name, set()).discard(row)
+            mask = self._has_attr.get(name)
+            if mask is not None:
+                mask[row] = False
             for value in values:
                 self._postings.get((name, value), set()).discard(row)
+                self._posting_rows.pop((name, value), None)
+
+    def _rows_of(self, pair: AttrPair) -> np.ndarray | None:
+        """Sorted rows carrying the pair (cached until the pair changes); None if never seen.
+        Caller holds the lock. Unknown pairs are not cached: request filters name any value."""
+        rows = self._posting_rows.get(pair)
+        if rows is None:
+            postings = self._postings.get(pair)
+            if postings is None:
+                return None
+            rows = np.fromiter(postings, dtype=np.int64, count=len(postings))
+            rows.sort()
+            self._posting_rows[pair] = rows
+        return rows
 
     def _extend_vocabulary(self, items: list[CatalogItem]) -> None:
         if self._embed_values is None:
@@ -234,18 +264,17 @@ class ItemIndex:
         with self._lock:
             self._check(view)
             for pair in pairs:
-                rows = [r for r in self._postings.get(pair, ()) if r < n]
-                out[rows] = True
+                rows = self._rows_of(pair)
+                if rows is not None:
+                    out[rows[: np.searchsorted(rows, n)]] = True
         return out
 
     def has_attribute_mask(self, name: str, view: IndexView) -> np.ndarray:
         """Rows with any value for the attribute name."""
-        n = view.n
-        out = np.zeros(n, dtype=bool)
         with self._lock:
             self._check(view)
-            out[[r for r in self._has_attr.get(name, ()) if r < n]] = True
-        return out
+            mask = self._has_attr.get(name)
+            return np.zeros(view.n, dtype=bool) if mask is None else mask[: view.n].copy()
 
     def describe(self, row: int, view: IndexView) -> tuple[str, dict[str, tuple[str, ...]]]:
         """Text and attributes of a row of the view."""

@@ -67,3 +67,10 @@ def user_key_pattern(user_id: str) -> str:
 def item_key(item_id: str) -> str:
     """Hash holding one catalog item: text, attrs (JSON), vec (packed float32), m (model id)."""
     return "item:" + item_id
+
+
+def user_channel(user_id: str) -> str:
+    """Pub/sub channel announcing that a user's state changed, e.g. u:{42}:changed. It carries
+    the user's hash tag, so a sharded channel (SPUBLISH, Redis 7+) would live on the user's
+    shard; the ACL pattern `&u:*` covers it."""
+    return "u:{" + _tag(user_id) + "}:changed"

@@ -12,6 +12,10 @@ from .conceptualizer import GroundedConcept
 from .item_index import AttrPair, IndexView, ItemIndex
 
 POPULARITY_WEIGHT_COLD = 1.0
+UNCOVERED_GATHER_FRACTION = 8
+"""A dislike's cosine fallback gathers the uncovered rows when they are at most 1/8 of the
+matrix; above that one full mat-vec is cheaper than copying the rows out (measured at 100k x 384:
+a 10% gather + product 3.7 ms vs a full product 13.8 ms; a 30% gather 42 ms)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ class Ranker:
         negatives = [g for g in concepts if g.concept.polarity == Polarity.NEGATIVE]
         before = int(keep.sum())
         for g in negatives:
-            keep &= ~self._dislike_mask(view, g, opts.theta)
+            keep &= ~self._dislike_mask(view, g, opts.theta, keep)
         removed_by_dislikes = before - int(keep.sum())
 
         score = np.zeros(n, dtype=np.float32)
@@ -165,19 +169,30 @@ class Ranker:
             covered |= self.index.has_attribute_mask(name, view)
         return carries, covered
 
-    def _dislike_mask(self, view: IndexView, g: GroundedConcept, theta: float) -> np.ndarray:
-        similar = (view.vectors @ g.concept.vector) >= theta
+    def _dislike_mask(self, view: IndexView, g: GroundedConcept, theta: float,
+                      candidates: np.ndarray | None = None) -> np.ndarray:
+        """Rows the negative concept removes. Rows outside `candidates` (default: the live
+        rows) are already gone and may be left False."""
         if not g.links:
-            return similar
-        # Exact exclusion by attribute; similarity only for items the attribute does not cover.
+            return (view.vectors @ g.concept.vector) >= theta
+        # Exact exclusion by attribute; similarity only for items the attribute does not cover:
+        # none at all when it covers every candidate (e.g. every item has a genre).
         carries, covered = self._grounded_mask(view, g)
-        return carries | (similar & ~covered)
+        uncovered = ~covered & (view.alive if candidates is None else candidates)
+        rows = np.flatnonzero(uncovered)
+        if len(rows) == 0:
+            return carries
+        if len(rows) * UNCOVERED_GATHER_FRACTION <= view.n:
+            # Few rows: gathering them beats a full scan (uncovered rows carry no linked value).
+            carries[rows] = (view.vectors[rows] @ g.concept.vector) >= theta
+            return carries
+        return carries | (((view.vectors @ g.concept.vector) >= theta) & uncovered)
 
     def _affinity(self, view: IndexView, g: GroundedConcept) -> np.ndarray:
         sims = view.vectors @ g.concept.vector
         if not g.links:
             return sims
-        carries, _ = self._grounded_mask(view, g)
+        carries = self.index.mask([pair for pair, _ in g.links], view)
         # A named attribute is the strongest evidence there is: a full match scores 1.
         return np.where(carries, np.float32(1.0), sims)
 

@@ -9,16 +9,17 @@ import grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 
-from . import caller
+from . import caller, metrics
 from . import validation as v
 from .concepts import Polarity
 from .conceptualizer import GroundedConcept
 from .config import Settings
 from .engine import InterestEngine
-from .errors import InvalidArgument
+from .errors import FailedPrecondition, InvalidArgument
 from .events import EventRecord, EventResult, Outcome, RejectReason
 from .grpc_errors import rpc
 from .ranking import RankOptions
+from .watch import MAX_INTERVAL_MS, WatchHub
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 class InterestService(interest_pb2_grpc.InterestServiceServicer):
     """interest.v1.InterestService over an InterestEngine."""
 
-    def __init__(self, engine: InterestEngine, settings: Settings) -> None:
+    def __init__(self, engine: InterestEngine, settings: Settings,
+                 watch: WatchHub | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.watch = watch
 
     # ---- events -------------------------------------------------------------------------
 
@@ -60,6 +63,7 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
                                            str(exc)))
         with caller.bound(context.is_active):  # past its deadline or cancelled: no write
             results = self.engine.ingest(records)
+        metrics.count_events(results)
         ack = pb.EventBatchAck(batch_id=batch.batch_id)
         for ev, result in zip(batch.events, results, strict=True):
             ack.acks.add(event_id=ev.event_id, status=int(result.outcome),
@@ -91,6 +95,28 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
     @rpc
     def Recommend(self, request: pb.RecommendRequest,  # noqa: N802
                   context: grpc.ServicerContext) -> pb.RecommendResponse:
+        user_id, opts = self._rank_request(request)
+        return self._recommend(user_id, opts)
+
+    @rpc
+    def WatchRecommendations(self, request: pb.WatchRecommendationsRequest,  # noqa: N802
+                             context: grpc.ServicerContext) -> Iterator[pb.RecommendResponse]:
+        s = self.settings
+        user_id, opts = self._rank_request(request)
+        if request.min_interval_ms > MAX_INTERVAL_MS:
+            raise InvalidArgument(f"min_interval_ms is {request.min_interval_ms}; the limit is "
+                                  f"{MAX_INTERVAL_MS}")
+        if self.watch is None:
+            raise FailedPrecondition("watch streams are not enabled on this server")
+        interval_ms = max(request.min_interval_ms or s.watch_min_interval_ms,
+                          s.watch_min_interval_ms)
+        yield from self.watch.watch(user_id, lambda: self._recommend(user_id, opts),
+                                    lambda resp: resp.SerializeToString(deterministic=True),
+                                    interval_ms / 1000, context.add_callback)
+
+    def _rank_request(self, request: pb.RecommendRequest | pb.WatchRecommendationsRequest
+                      ) -> tuple[str, RankOptions]:
+        """The user id and ranking options of a Recommend or WatchRecommendations request."""
         s = self.settings
         user_id = v.check_id("user_id", request.user_id, s.max_id_length)
         o = request.options
@@ -108,6 +134,9 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
             include=_filters("options.include", o.include, s),
             exclude=_filters("options.exclude", o.exclude, s),
         )
+        return user_id, opts
+
+    def _recommend(self, user_id: str, opts: RankOptions) -> pb.RecommendResponse:
         result, version = self.engine.recommend(user_id, opts)
         resp = pb.RecommendResponse(user_id=user_id, removed_by_dislikes=result.removed_by_dislikes,
                                     removed_consumed=result.removed_consumed,

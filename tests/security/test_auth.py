@@ -236,7 +236,7 @@ def test_every_method_needs_a_scope_and_reads_need_read() -> None:
     service = pb.DESCRIPTOR.services_by_name["InterestService"]
     assert {m.name for m in service.methods} == {p.rsplit("/", 1)[1] for p in auth.METHOD_SCOPES}
     reads = {p.rsplit("/", 1)[1] for p, s in auth.METHOD_SCOPES.items() if s == auth.READ}
-    assert reads == {"Recommend", "GetUserState"}
+    assert reads == {"Recommend", "GetUserState", "WatchRecommendations"}
 
 
 def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:

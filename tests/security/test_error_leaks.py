@@ -71,6 +71,8 @@ CALLS: dict[str, tuple[str, Callable[[Stub], Any]]] = {
         pb.GetUserStateRequest(user_id="u1"), timeout=30)),
     "DeleteUser": ("delete_user", lambda s: s.DeleteUser(pb.DeleteUserRequest(user_id="u1"),
                                                          timeout=30)),
+    "WatchRecommendations": ("recommend", lambda s: list(s.WatchRecommendations(
+        pb.WatchRecommendationsRequest(user_id="u1"), timeout=30))),
 }
 
 

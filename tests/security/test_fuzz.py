@@ -452,6 +452,19 @@ TABLE: list[tuple[str, str, Any, grpc.StatusCode, str]] = [
      C.INVALID_ARGUMENT, "options.include[genre].values is empty"),
     ("recommend-oversized", "Recommend", pb.RecommendRequest(user_id=BIG),
      C.RESOURCE_EXHAUSTED, ""),
+    ("watch-empty-user", "WatchRecommendations", pb.WatchRecommendationsRequest(),
+     C.INVALID_ARGUMENT, "user_id is required"),
+    ("watch-huge-k", "WatchRecommendations",
+     pb.WatchRecommendationsRequest(user_id="u", k=2**31 - 1), C.INVALID_ARGUMENT,
+     "k is 2147483647; the limit is 1000"),
+    ("watch-nan-theta", "WatchRecommendations", pb.WatchRecommendationsRequest(
+        user_id="u", options=pb.RecommendOptions(theta=math.nan)), C.INVALID_ARGUMENT,
+     "options.theta must be a finite number"),
+    ("watch-huge-interval", "WatchRecommendations",
+     pb.WatchRecommendationsRequest(user_id="u", min_interval_ms=2**32 - 1), C.INVALID_ARGUMENT,
+     "min_interval_ms is 4294967295; the limit is 3600000"),
+    ("watch-oversized", "WatchRecommendations", pb.WatchRecommendationsRequest(user_id=BIG),
+     C.RESOURCE_EXHAUSTED, ""),
     ("upsert-no-items", "UpsertItems", [pb.UpsertItemsRequest()], C.INVALID_ARGUMENT,
      "items is empty"),
     ("upsert-1001-items", "UpsertItems",
@@ -512,6 +525,9 @@ def raw_call(h: Harness, method: str, data: bytes) -> Callable[[], Any]:
     if client_streaming:
         return lambda: h.channel.stream_unary(
             path, response_deserializer=response_type.FromString)(iter([data]), timeout=T)
+    if server_streaming:
+        return lambda: h.channel.unary_stream(
+            path, response_deserializer=response_type.FromString)(data, timeout=T)
     return lambda: h.channel.unary_unary(
         path, response_deserializer=response_type.FromString)(data, timeout=T)
 
@@ -525,6 +541,8 @@ def test_bad_request_table(harness: Harness, method: str, request_: Any, code: g
         out = harness.stream(lambda: stub.StreamEvents(iter(request_), timeout=T))
     elif method == "UpsertItems":
         out = harness.call(lambda: stub.UpsertItems(iter(request_), timeout=T))
+    elif method == "WatchRecommendations":
+        out = harness.stream(lambda: stub.WatchRecommendations(request_, timeout=T))
     else:
         out = harness.call(lambda: getattr(stub, method)(request_, timeout=T))
     assert out.code == code, (out.code, out.details)

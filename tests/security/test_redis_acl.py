@@ -31,8 +31,9 @@ COMMANDS = [
     "get", "set", "del", "hget", "hgetall", "hmget", "hset", "hincrby", "hdel",
     "lpush", "lrange", "ltrim", "sadd", "srem", "smembers", "sscan",
     "zadd", "zrem", "zincrby", "zrangebyscore", "zrevrange", "xadd", "xread", "xrevrange",
-    "expire", "persist", "pttl",
+    "expire", "persist", "pttl", "publish", "subscribe", "unsubscribe",
 ]
+CHANNEL_PATTERNS = ["u:*"]  # user-change notifications for WatchRecommendations
 KEY_PATTERNS = ["u:*", "item:*", "catalog:*", "pop"]
 
 
@@ -49,6 +50,7 @@ def acl_user(module_redis: redis.Redis) -> Iterator[redis.Redis]:
     module_redis.flushall()
     module_redis.execute_command(
         "ACL", "SETUSER", USER, "reset", "on", f">{PASSWORD}", "resetchannels",
+        *[f"&{p}" for p in CHANNEL_PATTERNS],
         *[f"~{p}" for p in KEY_PATTERNS], "-@all", *[f"+{c}" for c in COMMANDS])
     # redis-py announces itself with CLIENT SETINFO, a command Redis 7.2 introduced.
     with contextlib.suppress(redis.ResponseError):
@@ -74,9 +76,14 @@ def test_every_flow_works_under_the_restricted_user(acl_user: redis.Redis, redis
             stub = interest_pb2_grpc.InterestServiceStub(channel)
             upsert_catalog(stub)
             assert stub.Recommend(pb.RecommendRequest(user_id="a"), timeout=30).items
+            watch = stub.WatchRecommendations(pb.WatchRecommendationsRequest(user_id="a"),
+                                              timeout=30)
+            assert next(watch).user_version == 0  # SUBSCRIBE works under the user
             ack = stub.IngestEvents(pb.EventBatch(events=[event("e1", "a", "1"),
                                                           event("e2", "a", "2")]), timeout=30)
             assert ack.applied == 2
+            assert next(watch).user_version == ack.acks[0].user_version  # and PUBLISH
+            watch.cancel()
             ack = stub.IngestEvents(pb.EventBatch(events=[event("e1", "a", "1"),
                                                           event("e2", "a", "3")]), timeout=30)
             assert (ack.duplicates, ack.rejected) == (1, 1)
@@ -131,6 +138,7 @@ def tls_redis(certs: Certs, tmp_path: Path) -> Iterator[str]:
     its rediss:// URL with the user's credentials and the client certificate."""
     port = free_port()
     acl = ["interest-svc", "on", f">{PASSWORD}", "resetchannels",
+           *[f"&{p}" for p in CHANNEL_PATTERNS],
            *[f"~{p}" for p in KEY_PATTERNS], "-@all", *[f"+{c}" for c in COMMANDS]]
     proc = subprocess.Popen(
         [find_redis_server(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",

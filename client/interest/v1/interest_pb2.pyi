@@ -354,3 +354,15 @@ class DeleteUserResponse(_message.Message):
     KEYS_DELETED_FIELD_NUMBER: _ClassVar[int]
     keys_deleted: int
     def __init__(self, keys_deleted: _Optional[int] = ...) -> None: ...
+
+class WatchRecommendationsRequest(_message.Message):
+    __slots__ = ("user_id", "k", "options", "min_interval_ms")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MIN_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    k: int
+    options: RecommendOptions
+    min_interval_ms: int
+    def __init__(self, user_id: _Optional[str] = ..., k: _Optional[int] = ..., options: _Optional[_Union[RecommendOptions, _Mapping]] = ..., min_interval_ms: _Optional[int] = ...) -> None: ...

@@ -76,6 +76,11 @@ class InterestServiceStub:
                 request_serializer=interest_dot_v1_dot_interest__pb2.DeleteUserRequest.SerializeToString,
                 response_deserializer=interest_dot_v1_dot_interest__pb2.DeleteUserResponse.FromString,
                 _registered_method=True)
+        self.WatchRecommendations = channel.unary_stream(
+                '/interest.v1.InterestService/WatchRecommendations',
+                request_serializer=interest_dot_v1_dot_interest__pb2.WatchRecommendationsRequest.SerializeToString,
+                response_deserializer=interest_dot_v1_dot_interest__pb2.RecommendResponse.FromString,
+                _registered_method=True)
 
 
 class InterestServiceServicer:
@@ -143,6 +148,17 @@ class InterestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchRecommendations(self, request, context):
+        """Server stream: the user's current recommendations at once, then a fresh list whenever the
+        user's state changes (events applied, concepts stored, user deleted) on any server process.
+        Coalesced: at most one list per min_interval_ms, computed from the latest state, and only
+        when it differs from the last one sent. Ends with UNAVAILABLE when the server shuts down
+        or the store is unreachable (watch again); RESOURCE_EXHAUSTED beyond the server's limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InterestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +201,11 @@ def add_InterestServiceServicer_to_server(servicer, server):
                     servicer.DeleteUser,
                     request_deserializer=interest_dot_v1_dot_interest__pb2.DeleteUserRequest.FromString,
                     response_serializer=interest_dot_v1_dot_interest__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'WatchRecommendations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRecommendations,
+                    request_deserializer=interest_dot_v1_dot_interest__pb2.WatchRecommendationsRequest.FromString,
+                    response_serializer=interest_dot_v1_dot_interest__pb2.RecommendResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -405,6 +426,33 @@ class InterestService:
             '/interest.v1.InterestService/DeleteUser',
             interest_dot_v1_dot_interest__pb2.DeleteUserRequest.SerializeToString,
             interest_dot_v1_dot_interest__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRecommendations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/interest.v1.InterestService/WatchRecommendations',
+            interest_dot_v1_dot_interest__pb2.WatchRecommendationsRequest.SerializeToString,
+            interest_dot_v1_dot_interest__pb2.RecommendResponse.FromString,
             options,
             channel_credentials,
             insecure,
