@@ -31,9 +31,16 @@ def _serve(settings: config.Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `interest-server` console script."""
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["train"]:
+        # Training has its own flags (data, out, epochs, ...); hand them over unparsed.
+        from .training import main as train_main
+
+        return train_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="interest-server",
                                      description="Real-time interest server (gRPC).")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", help="train the sequence interest model (interest-server train -h)")
     serve = sub.add_parser("serve", help="run the gRPC server",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     config.add_arguments(serve)
