@@ -18,6 +18,7 @@ from interest_server.training import (
     TrainConfig,
     _fast_evaluate,
     _Tensors,
+    cooccurrence_prior,
     offline_evaluate,
     train_on_split,
 )
@@ -45,7 +46,8 @@ def _synthetic(n_users: int = 60, seed: int = 0) -> SplitData:
 
 def _tiny_config(**overrides: object) -> SeqConfig:
     base = {"text_dim": TEXT_DIM, "n_items": N_ITEMS, "dim": 16, "n_layers": 1, "n_heads": 2,
-            "max_len": 8, "dropout": 0.1, "emb_dropout": 0.1}
+            "max_len": 8, "dropout": 0.1, "emb_dropout": 0.1, "tied": False, "memory_k": 0,
+            "memory_symmetric": False}
     return SeqConfig(**{**base, **overrides})
 
 
@@ -55,6 +57,8 @@ def _model(tmp_path: Path, memory: bool = False, seed: int = 0) -> SequenceInter
     if net.memory is not None:
         with torch.no_grad():  # a trained memory is not zero; random values test the plumbing
             net.memory[1:, 1:] = torch.randn(N_ITEMS, N_ITEMS)
+            net.memory_prior[1:, 1:] = torch.rand(N_ITEMS, N_ITEMS)
+            net.prior_scale.fill_(0.5)
     name = "m.pt"
     save_checkpoint(tmp_path / name, net, [f"m{i}" for i in range(N_ITEMS)], TEXT_MODEL)
     return SequenceInterestModel.load(tmp_path / name)
@@ -207,3 +211,13 @@ def test_empty_history_gives_none_and_bad_shapes_are_refused(tmp_path: Path) -> 
         model.user_vector(["m1"], np.zeros((2, TEXT_DIM), dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
         model.item_matrix(["m1"], np.zeros((1, TEXT_DIM + 1), dtype=np.float32))
+
+
+def test_cooccurrence_prior_counts_nearby_pairs_both_ways() -> None:
+    prior = cooccurrence_prior([[1, 2, 3], [2, 3]], n_vocab=5, window=2, decay=0.5,
+                               pop_alpha=0.0)
+    # Pair weights: (1,2) 1, (2,3) 1 + 1, (1,3) 0.5, each counted in both directions.
+    counts = torch.tensor([[0, 1, 0.5], [1, 0, 2], [0.5, 2, 0]])
+    expected = counts / (counts.sum(1, keepdim=True) + 1.0)
+    torch.testing.assert_close(prior[1:4, 1:4], expected)
+    assert not prior[0].any() and not prior[:, 0].any() and not prior[4].any()
