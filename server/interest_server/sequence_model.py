@@ -1,4 +1,4 @@
-"""Self-supervised sequential interest model: a causal transformer over text-grounded items."""
+"""Sequential interest model: causal transformer over text-grounded items plus item-item memory."""
 
 from __future__ import annotations
 
@@ -127,9 +127,10 @@ class _Block(nn.Module):
 class SeqRecNet(nn.Module):
     """Item vector = W·text + id embedding; user state = causal transformer over the history.
 
-    The score of item i after a history is `h · out_i + bias_i`, with out/bias also built from
-    the item's text plus optional learned id parameters, so an item that has text but was never
-    seen in training still gets a sensible (text-only) vector.
+    The score of item i after a history is `h · out_i + bias_i + sum_lag decay^lag M[x_lag, i]`:
+    out/bias are built from the item's text plus learned id parameters, so an item that has
+    text but was never seen in training still gets a sensible (text-only) vector; M is the
+    item-item memory read by the last `memory_k` events (zero for items it does not know).
     """
 
     def __init__(self, cfg: SeqConfig) -> None:
@@ -363,6 +364,8 @@ class SequenceInterestModel:
         net = SeqRecNet(SeqConfig.from_dict(raw["config"]))
         net.load_state_dict(raw["state_dict"])
         version = model_version(raw)
+        logger.info("sequence model %s loaded from %s (%d items, dim %d, max_len %d)",
+                    version, path, net.cfg.n_items, net.score_dim, net.cfg.max_len)
         return cls(net, raw["item_ids"], raw["text_model_id"], version, raw["metadata"])
 
     def _indices(self, item_ids: Sequence[str]) -> torch.Tensor:
