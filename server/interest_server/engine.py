@@ -76,7 +76,7 @@ class InterestEngine:
         self.settings = settings
         self.redis = client
         self.encoder = encoder
-        self.model = load_interest_function(settings, encoder, self._text_vector)
+        self.model = load_interest_function(settings, encoder, self._item_vector)
         self.users = UserStore(client, self.model, settings.window_size, settings.dedupe_ttl_s,
                                settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s)
         self.catalog = CatalogStore(client, settings.catalog_stream_maxlen)
@@ -132,11 +132,6 @@ class InterestEngine:
             return False
         self.index.upsert(self.follower.current_model([item]))
         return True
-
-    def _text_vector(self, item_id: str) -> np.ndarray:
-        # The text vector of an item, zeros for one deleted meanwhile (it then adds nothing).
-        vec = self.index.vector(item_id)
-        return np.zeros(self.encoder.dim, dtype=np.float32) if vec is None else vec
 
     def _item_vector(self, item_id: str) -> np.ndarray:
         vec = self.index.vector(item_id)

@@ -8,13 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from interest_server.movielens import GROUPLENS_GENRES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_ML100K = ROOT.parent / "shared" / "datasets" / "ml-100k"
 
-GENRE_ORDER = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-               "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-               "Romance", "Sci-Fi", "Thriller", "War", "Western"]
 # The demo's liked items (MovieLens ids) plus mystery, romance and other titles around them.
 SYNTHETIC = [
     ("50", "Star Wars (1977)", ["Action", "Adventure", "Romance", "Sci-Fi", "War"]),
@@ -52,7 +50,7 @@ def write_grouplens(directory: Path) -> None:
     directory.mkdir(parents=True)
     with (directory / "u.item").open("w", encoding="latin-1") as f:
         for item_id, title, genres in SYNTHETIC:
-            flags = "|".join("1" if g in genres else "0" for g in GENRE_ORDER)
+            flags = "|".join("1" if g in genres else "0" for g in GROUPLENS_GENRES)
             f.write(f"{item_id}|{title}|01-Jan-1995||http://example.invalid|{flags}\n")
     with (directory / "u.data").open("w") as f:
         for n in range(300):

@@ -11,14 +11,11 @@ from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server.app import create_server
 from interest_server.errors import FailedPrecondition
+from interest_server.movielens import GROUPLENS_GENRES
 from interest_server.sequence_model import SeqConfig, SequenceInterestModel
 from interest_server.training import TrainConfig, train
 
 from .conftest import MOVIES, catalog_items, event, settings_for
-
-GENRE_ORDER = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-               "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-               "Romance", "Sci-Fi", "Thriller", "War", "Western"]
 
 
 def _write_dataset(directory: Path) -> None:
@@ -26,7 +23,7 @@ def _write_dataset(directory: Path) -> None:
     directory.mkdir()
     with (directory / "u.item").open("w", encoding="latin-1") as f:
         for item_id, title, genres in MOVIES:
-            flags = "|".join("1" if g in genres else "0" for g in GENRE_ORDER)
+            flags = "|".join("1" if g in genres else "0" for g in GROUPLENS_GENRES)
             f.write(f"{item_id}|{title}|01-Jan-1995||http://example.invalid|{flags}\n")
     rng = random.Random(5)
     loo = ["user_id\tn_train\tvalid_item_id\ttest_item_id\tvalid_item_exact_ts\t"
