@@ -8,7 +8,6 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
-import redis
 import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -18,6 +17,7 @@ from . import auth, metrics, tls, tracing
 from .config import Settings
 from .encoder import TextEncoder
 from .engine import Encoder, InterestEngine
+from .redis_conn import REDIS_ERRORS, connect_redis, ping, probe_client
 from .redis_launcher import EmbeddedRedis
 from .registration import add_servicer
 from .service import InterestService
@@ -30,12 +30,6 @@ HEALTH_PROBE_INTERVAL_S = 0.5
 HEALTH_PROBE_TIMEOUT_S = 1.0
 """A health probe gives up after this (or redis_timeout_s if shorter), so a stalled Redis turns
 health NOT_SERVING within interval + timeout = 1.5 s, whatever the timeout of real calls."""
-
-
-def connect_redis(url: str, timeout_s: float) -> redis.Redis:
-    """A client with bounded timeouts, so a stalled Redis turns into UNAVAILABLE, not a hang."""
-    return redis.Redis.from_url(url, socket_timeout=timeout_s,
-                                socket_connect_timeout=timeout_s, health_check_interval=10)
 
 
 @dataclass
@@ -88,26 +82,17 @@ def _set_health(servicer: health.HealthServicer, serving: bool) -> None:
         servicer.set(name, status)
 
 
-def _probe_client(client: redis.Redis, timeout_s: float) -> redis.Redis:
-    """A one-connection client like `client` (same address, auth, TLS) with a shorter timeout."""
-    pool = client.connection_pool
-    kwargs = dict(pool.connection_kwargs, socket_timeout=timeout_s,
-                  socket_connect_timeout=timeout_s)
-    return redis.Redis(connection_pool=redis.ConnectionPool(
-        connection_class=pool.connection_class, max_connections=1, **kwargs))
-
-
 def _monitor_redis(running: RunningServer) -> None:
     """NOT_SERVING while Redis does not answer, SERVING again as soon as it does."""
     serving = True
-    probe = _probe_client(running.engine.redis, min(running.engine.settings.redis_timeout_s,
-                                                    HEALTH_PROBE_TIMEOUT_S))
+    probe = probe_client(running.engine.redis, running.redis_url,
+                         min(running.engine.settings.redis_timeout_s, HEALTH_PROBE_TIMEOUT_S))
     try:
         while not running._stop.wait(HEALTH_PROBE_INTERVAL_S):
             try:
-                probe.ping()
+                ping(probe)
                 ok = True
-            except redis.RedisError:
+            except REDIS_ERRORS:
                 ok = False
             if ok != serving and not running._stop.is_set():
                 log.warning("redis %s; health -> %s", "is back" if ok else "is unreachable",
@@ -130,8 +115,8 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         log.info("embedded redis-server on port %d, data in %s", embedded.port,
                  settings.data_dir)
     try:
-        client = connect_redis(url, settings.redis_timeout_s)
-        client.ping()
+        client = connect_redis(url, settings.redis_timeout_s, settings.redis_cluster)
+        ping(client)
         if settings.torch_threads > 0:
             torch.set_num_threads(settings.torch_threads)
         if encoder is None:

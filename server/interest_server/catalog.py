@@ -12,6 +12,7 @@ import redis
 
 from .item_index import CatalogItem, ItemIndex, embedding_text
 from .keys import CATALOG_CHANGES, CATALOG_IDS, item_key
+from .redis_conn import REDIS_ERRORS
 from .user_store import now_ms, pack_vector, unpack_vector
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,13 @@ class CatalogStore:
                 "u": stamp,
             })
             pipe.sadd(CATALOG_IDS, item.item_id)
-        # The stream entry goes last: a follower that sees it finds the hashes already written.
-        pipe.xadd(CATALOG_CHANGES, {"op": "upsert", "ids": json.dumps([i.item_id for i in items])},
-                  maxlen=self.stream_maxlen, approximate=True)
         pipe.execute()
+        # The stream entry goes after the hashes are written, in its own round trip: on a Redis
+        # Cluster one pipeline's commands run on several nodes in no particular order, and a
+        # follower that sees the entry must find the hashes.
+        self.redis.xadd(CATALOG_CHANGES,
+                        {"op": "upsert", "ids": json.dumps([i.item_id for i in items])},
+                        maxlen=self.stream_maxlen, approximate=True)
 
     def delete(self, item_ids: Sequence[str]) -> int:
         """Remove items; returns how many existed."""
@@ -51,9 +55,9 @@ class CatalogStore:
         for item_id in item_ids:
             pipe.delete(item_key(item_id))
         pipe.srem(CATALOG_IDS, *item_ids)
-        pipe.xadd(CATALOG_CHANGES, {"op": "delete", "ids": json.dumps(list(item_ids))},
-                  maxlen=self.stream_maxlen, approximate=True)
         replies = pipe.execute()
+        self.redis.xadd(CATALOG_CHANGES, {"op": "delete", "ids": json.dumps(list(item_ids))},
+                        maxlen=self.stream_maxlen, approximate=True)  # after, as in upsert()
         return int(sum(replies[: len(item_ids)]))
 
     def fetch(self, item_ids: Sequence[str]) -> list[CatalogItem | None]:
@@ -172,7 +176,7 @@ class CatalogFollower:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("catalog follower: %s; retrying", exc.__class__.__name__)
                 self._stop.wait(0.5)
             except Exception:

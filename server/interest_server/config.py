@@ -22,6 +22,9 @@ class Settings:
     """gRPC port; 0 picks a free one."""
     redis_url: str = dataclasses.field(default="", repr=False)
     """Redis URL (redis://, rediss://, unix://). Empty: start an embedded redis-server."""
+    redis_cluster: bool = False
+    """redis_url names a node of a Redis Cluster: use the cluster client (discovers the other
+    nodes, follows slot moves). Every multi-key write stays within one user's hash slot."""
     redis_timeout_s: float = 2.0
     """Socket timeout for Redis calls; a call past it fails with UNAVAILABLE."""
     data_dir: Path = Path("data")

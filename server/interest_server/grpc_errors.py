@@ -37,8 +37,14 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     for kind, code in _CODES:
         if isinstance(exc, kind):
             return code, str(exc)
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, redis.RedisError | redis.exceptions.RedisClusterException):
         metrics.redis_error(exc)
+    if isinstance(exc, redis.exceptions.RedisClusterException):
+        # redis-py's cluster client failing to reach or map the cluster (not a RedisError).
+        return grpc.StatusCode.UNAVAILABLE, "the state store cluster is unreachable; retry later"
+    if isinstance(exc, redis.exceptions.ClusterError):
+        # CLUSTERDOWN / MASTERDOWN, matched by class: a cluster pipeline rewrites the message.
+        return grpc.StatusCode.UNAVAILABLE, "the state store cluster is down; retry later"
     if isinstance(exc, redis.exceptions.TimeoutError):
         # Never echo redis' own message: it names the server address.
         return grpc.StatusCode.UNAVAILABLE, "the state store timed out; retry later"

@@ -64,6 +64,8 @@ def redis_error(exc: BaseException) -> None:
         kind = "loading"
     elif isinstance(exc, redis.exceptions.NoPermissionError):
         kind = "permission"
+    elif isinstance(exc, redis.exceptions.ClusterError | redis.exceptions.RedisClusterException):
+        kind = "cluster"
     elif isinstance(exc, redis.exceptions.ResponseError):
         kind = "response"
     else:

@@ -17,6 +17,7 @@ from .errors import Aborted
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import HistoryEntry, InterestFunction, WeightedItem, event_weight
 from .keys import POPULARITY, UserKeys, user_keys
+from .redis_conn import ScriptBatch
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class UserStore:
         replies = pipe.execute()
 
         writes: list[tuple[_Pending, list[int], list[int]]] = []  # (user, new idx, dup idx)
-        pipe = self.redis.pipeline(transaction=False)
+        batch = ScriptBatch(self.redis, self._apply)
         for n, p in enumerate(todo):
             (raw_v, raw_vec, raw_t, raw_m), stored_fps = (replies[stride * n],
                                                           replies[stride * n + 1])
@@ -172,13 +173,13 @@ class UserStore:
                 args += [ev.event_id, ev.fingerprint(),
                          ev.window_entry(ev.timestamp_ms or received_ms), ev.item_id]
             args.append(self.user_ttl_s)
-            self._apply(keys=p.keys.all(), args=args, client=pipe)
+            batch.add(p.keys.all(), args)
             writes.append((p, new_idx, dup_idx))
         if not writes:
             return []
         check_waiting()  # a caller that gave up while we read must see no late write
         retry = []
-        for (p, new_idx, dup_idx), new_version in zip(writes, pipe.execute(), strict=True):
+        for (p, new_idx, dup_idx), new_version in zip(writes, batch.execute(), strict=True):
             new_version = int(new_version)
             if new_version < 0:
                 for i in p.indices:

@@ -29,6 +29,7 @@ from . import metrics
 from .errors import ResourceExhausted, Unavailable
 from .events import EventRecord, EventResult, Outcome
 from .keys import user_channel
+from .redis_conn import REDIS_ERRORS, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,18 @@ class ChangeNotifier:
         if not channels:
             return
         try:
-            if len(channels) == 1 or not isinstance(self.redis, redis.Redis):
-                for channel in channels:  # cluster pipelines cannot route a keyless PUBLISH
-                    self.redis.publish(channel, b"")
+            if len(channels) == 1:
+                self.redis.publish(channels[0], b"")
             else:
-                pipe = self.redis.pipeline(transaction=False)
+                # A cluster pipeline cannot route a keyless PUBLISH; any one node can, and the
+                # cluster bus broadcasts it to subscribers on every node.
+                node = (self.redis.get_default_node().redis_connection
+                        if is_cluster(self.redis) else self.redis)
+                pipe = node.pipeline(transaction=False)
                 for channel in channels:
                     pipe.publish(channel, b"")
                 pipe.execute()
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             metrics.redis_error(exc)
             now = time.monotonic()
             if now - self._last_warning > _WARN_EVERY_S:
@@ -259,7 +263,7 @@ class WatchHub:
                     if message is not None:
                         self._handle(message, requested)
                         backoff = _BACKOFF_S[0]
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 metrics.redis_error(exc)
                 # Once per outage at WARNING (the health monitor reports the outage itself).
                 log.log(logging.WARNING if backoff == _BACKOFF_S[0] else logging.DEBUG,

@@ -133,12 +133,13 @@ class ServerProcess:
             self.proc.wait()
 
 
-def start_server_process(redis_url: str, timeout_s: float = 120.0) -> ServerProcess:
+def start_server_process(redis_url: str, timeout_s: float = 120.0,
+                         extra_args: tuple[str, ...] = ()) -> ServerProcess:
     """Start `interest-server serve` on a free port and wait until it reports SERVING."""
     env = dict(os.environ, INTEREST_LOG_LEVEL="WARNING")
     proc = subprocess.Popen(
         [sys.executable, "-m", "interest_server.cli", "serve", "--host", "127.0.0.1",
-         "--port", "0", "--redis-url", redis_url],
+         "--port", "0", "--redis-url", redis_url, *extra_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None

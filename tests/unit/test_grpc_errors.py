@@ -40,6 +40,15 @@ def test_domain_errors_map_to_their_code_with_their_message(exc: Exception,
      "the state store is unreachable; retry later"),
     (redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'."),
      C.RESOURCE_EXHAUSTED, "the state store is out of memory"),
+    # A cluster pipeline rewrites the reply ("Command # 1 (...) of pipeline caused error: ..."),
+    # so CLUSTERDOWN is only recognisable by its class (this was INTERNAL).
+    (redis.exceptions.ClusterDownError(
+        "Command # 1 (HMGET u:{x}:state v) of pipeline caused error: The cluster is down"),
+     C.UNAVAILABLE, "the state store cluster is down; retry later"),
+    (redis.exceptions.MasterDownError(SECRET), C.UNAVAILABLE,
+     "the state store cluster is down; retry later"),
+    (redis.exceptions.RedisClusterException(SECRET), C.UNAVAILABLE,
+     "the state store cluster is unreachable; retry later"),
 ])
 def test_redis_errors_do_not_echo_their_text(exc: Exception, code: grpc.StatusCode,
                                              message: str) -> None:
