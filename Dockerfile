@@ -38,8 +38,8 @@ WORKDIR /home/app
 # The embedded Redis keeps its AOF here; mount a volume so events survive the container.
 VOLUME ["/data"]
 EXPOSE 50051
-# Standard grpc.health.v1 check; the server reports SERVING once the model is warm and Redis is
-# reachable. 127.0.0.1 rather than localhost: the server binds IPv4 0.0.0.0.
+# Standard grpc.health.v1 check of the service (readiness): SERVING once the model is warm and
+# while Redis is reachable ("" is the process's own liveness and ignores Redis). 127.0.0.1 rather than localhost: the server binds IPv4 0.0.0.0.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=180s --retries=3 \
-    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; port = os.environ.get('INTEREST_PORT', '50051'); channel = grpc.insecure_channel('127.0.0.1:' + port); reply = g.HealthStub(channel).Check(h.HealthCheckRequest(service=''), timeout=5); sys.exit(0 if reply.status == h.HealthCheckResponse.SERVING else 1)"]
+    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; port = os.environ.get('INTEREST_PORT', '50051'); channel = grpc.insecure_channel('127.0.0.1:' + port); request = h.HealthCheckRequest(service='interest.v1.InterestService'); reply = g.HealthStub(channel).Check(request, timeout=5); sys.exit(0 if reply.status == h.HealthCheckResponse.SERVING else 1)"]
 ENTRYPOINT ["interest-server", "serve"]

@@ -75,15 +75,20 @@ class RunningServer:
         self.server.wait_for_termination()
 
 
-def _set_health(servicer: health.HealthServicer, serving: bool) -> None:
+def _set_health(servicer: health.HealthServicer, serving: bool,
+                names: tuple[str, ...] = ("", SERVICE_NAME)) -> None:
+    """Health of the process ("", a liveness check) and of the service (SERVICE_NAME, a
+    readiness check). Both are NOT_SERVING until start-up ends and from shutdown on; only the
+    service's follows Redis, so a long Redis outage makes replicas unready, never restarted."""
     status = (health_pb2.HealthCheckResponse.SERVING if serving
               else health_pb2.HealthCheckResponse.NOT_SERVING)
-    for name in ("", SERVICE_NAME):
+    for name in names:
         servicer.set(name, status)
 
 
 def _monitor_redis(running: RunningServer) -> None:
-    """NOT_SERVING while Redis does not answer, SERVING again as soon as it does."""
+    """The service NOT_SERVING while Redis does not answer, SERVING again as soon as it does
+    (the process's own "" status stays SERVING: restarting would not bring Redis back)."""
     serving = True
     probe = probe_client(running.engine.redis, running.redis_url,
                          min(running.engine.settings.redis_timeout_s, HEALTH_PROBE_TIMEOUT_S))
@@ -97,7 +102,7 @@ def _monitor_redis(running: RunningServer) -> None:
             if ok != serving and not running._stop.is_set():
                 log.warning("redis %s; health -> %s", "is back" if ok else "is unreachable",
                             "SERVING" if ok else "NOT_SERVING")
-                _set_health(running.health, ok)
+                _set_health(running.health, ok, names=(SERVICE_NAME,))
                 serving = ok
     finally:
         probe.close()

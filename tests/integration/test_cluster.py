@@ -18,7 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer, create_server
+from interest_server.app import SERVICE_NAME, RunningServer, create_server
 from interest_server.encoder import TextEncoder
 from interest_server.keys import user_keys
 from interest_server.redis_launcher import EmbeddedRedisCluster
@@ -199,7 +199,7 @@ def test_a_catalog_upsert_reaches_a_second_server_through_the_cluster(
 def _health(target: str) -> int:
     with grpc.insecure_channel(target) as channel:
         return health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=5).status
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5).status
 
 
 def test_a_primary_down_gives_unavailable_and_health_follows(

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import create_server
+from interest_server.app import SERVICE_NAME, create_server
 from interest_server.redis_launcher import EmbeddedRedis, free_port
 
 from .conftest import catalog_items, event, settings_for
@@ -20,9 +20,13 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def _wait_for_status(health: health_pb2_grpc.HealthStub, want: int, within_s: float) -> float:
+    """Wait for the service's status; the process's ("") must stay SERVING all along."""
     start = time.monotonic()
     while time.monotonic() - start < within_s:
-        status = health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        process = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
+        assert process == SERVING, "a Redis outage must not fail the liveness check"
+        status = health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME),
+                              timeout=2).status
         if status == want:
             return time.monotonic() - start
         time.sleep(0.05)

@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import create_server
+from interest_server.app import SERVICE_NAME, create_server
 from interest_server.config import Settings
 from interest_server.redis_launcher import EmbeddedRedis
 
@@ -44,7 +44,8 @@ class HealthWatch:
     def _poll(self) -> None:
         while not self._stop.wait(0.02):
             try:
-                status = self._stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                status = self._stub.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME),
+                                          timeout=1).status
             except grpc.RpcError:
                 continue
             if not self.seen or self.seen[-1][1] != status:

@@ -131,7 +131,8 @@ def test_probes_use_grpc_health_on_the_container_port() -> None:
         assert server[probe]["grpc"]["port"] == port, probe
     assert server["readinessProbe"]["grpc"]["service"] == SERVICE_NAME
     assert server["livenessProbe"]["grpc"]["service"] == ""
-    # Liveness must outlast a short Redis outage (health is NOT_SERVING meanwhile).
+    # "" ignores Redis (tests/integration/test_redis_outage.py); still, a liveness probe
+    # should outlast a long GC pause or a busy node.
     liveness = server["livenessProbe"]
     assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 30
 
@@ -250,4 +251,5 @@ def test_compose_runs_redis_with_aof_and_the_image_health_check(compose: dict[st
     dockerfile_check = _dockerfile_instruction("HEALTHCHECK")
     image_command = json.loads(dockerfile_check[dockerfile_check.index("CMD ") + 4:])
     assert server["healthcheck"]["test"] == ["CMD", *image_command]
+    assert f"service='{SERVICE_NAME}'" in image_command[-1], "the image checks readiness"
     assert server["read_only"] is True and "/tmp" in server["tmpfs"]
