@@ -44,9 +44,12 @@ def _add_security_arguments(parser: argparse.ArgumentParser,
     parser.add_argument("--token", default=os.environ.get("INTEREST_TOKEN", ""),
                         help="bearer token sent as 'authorization: Bearer ...' "
                         "(env INTEREST_TOKEN, which keeps it out of the process list)")
+    parser.add_argument("--tenant", default=os.environ.get("INTEREST_TENANT") or None,
+                        help="tenant (namespace) to act for, sent as 'x-tenant-id' "
+                        "(env INTEREST_TENANT; default: the server's default tenant)")
     common.add_argument("--tls", action="store_true", default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS)
-    for flag in ("--tls-ca", "--tls-cert", "--tls-key", "--token"):
+    for flag in ("--tls-ca", "--tls-cert", "--tls-key", "--token", "--tenant"):
         common.add_argument(flag, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
@@ -135,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with InterestClient(args.target, timeout_s=args.timeout, tls=args.tls,
                             tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                            token=args.token or None) as client:
+                            token=args.token or None, tenant=args.tenant) as client:
             return args.run(client, args)
     except InterestError as err:
         print(f"error: {err}", file=sys.stderr)

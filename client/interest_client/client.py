@@ -7,6 +7,7 @@ import itertools
 import logging
 import queue
 import random
+import re
 import threading
 import time
 import uuid
@@ -253,6 +254,19 @@ def _channel_credentials(credentials: grpc.ChannelCredentials | None, tls: bool,
                                         certificate_chain=_pem(tls_cert))
 
 
+TENANT_HEADER = "x-tenant-id"
+_TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def _tenant_metadata(tenant: str | None) -> tuple[tuple[str, str], ...]:
+    if tenant is None:
+        return ()
+    if not _TENANT_PATTERN.fullmatch(tenant):
+        raise ValueError(f"tenant {tenant!r}: 1-63 of a-z, 0-9, '_' and '-', starting with a "
+                         "letter or digit")
+    return ((TENANT_HEADER, tenant),)
+
+
 def _auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     if token is None:
         return ()
@@ -272,6 +286,10 @@ class InterestClient:
     with ``tls_ca`` (PEM bytes or a file path; default: the system roots); ``tls_cert`` and
     ``tls_key`` present a client certificate (mutual TLS); ``token`` is sent on every call,
     health checks included, as ``authorization: Bearer <token>``.
+
+    Tenancy: ``tenant`` names the tenant (namespace) every call acts for, sent as
+    ``x-tenant-id``; without it a call acts for the server's default tenant, or for the one
+    tenant the token is scoped to.
     """
 
     def __init__(
@@ -290,6 +308,7 @@ class InterestClient:
         tls_cert: PemSource | None = None,
         tls_key: PemSource | None = None,
         token: str | None = None,
+        tenant: str | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
@@ -302,7 +321,8 @@ class InterestClient:
         self.max_attempts = max_attempts
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
-        self._metadata = tuple(metadata) + _auth_metadata(token)
+        self.tenant = tenant
+        self._metadata = tuple(metadata) + _auth_metadata(token) + _tenant_metadata(tenant)
         credentials = _channel_credentials(credentials, tls, tls_ca, tls_cert, tls_key)
         # gRPC's own reconnect backoff starts at 1 s and fails fast meanwhile, which would use up
         # our retries while a restarted server is already back; pace it like our backoff instead.

@@ -21,6 +21,7 @@ from .redis_conn import REDIS_ERRORS, connect_redis, ping, probe_client
 from .redis_launcher import EmbeddedRedis
 from .registration import add_servicer
 from .service import InterestService
+from .tenancy import TenantEngines, TenantResolver
 from .watch import WatchHub
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class RunningServer:
     embedded_redis: EmbeddedRedis | None = None
     watch: WatchHub | None = None
     metrics_http: metrics.MetricsEndpoint | None = None
+    tenants: TenantEngines | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _monitor: threading.Thread | None = None
 
@@ -63,7 +65,10 @@ class RunningServer:
             self.watch.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
-        self.engine.stop()
+        if self.tenants is not None:
+            self.tenants.stop()
+        else:
+            self.engine.stop()
         if self._monitor is not None:
             self._monitor.join(timeout=2)
         self.engine.redis.close()
@@ -126,13 +131,15 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             torch.set_num_threads(settings.torch_threads)
         if encoder is None:
             encoder = TextEncoder(settings.model_dir, max_seq_length=settings.max_seq_length,
-                                  batch_size=settings.encode_batch_size)
+                                  batch_size=settings.encode_batch_size,
+                                  runtime=settings.encoder_runtime)
         rewrite = None
         if settings.rewriter_model_dir:
             from .rewriter import GenerativeRewriter
 
             rewrite = GenerativeRewriter(settings.rewriter_model_dir).rewrite
-        engine = InterestEngine(settings, client, encoder, rewrite)
+        tenants = TenantEngines(settings, client, encoder, rewrite)
+        engine = tenants.default
 
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers,
@@ -144,7 +151,8 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
                      ("grpc.max_send_message_length", settings.max_message_bytes)],
         )
         hub = WatchHub.for_settings(client, settings.max_watch_streams, settings.workers)
-        add_servicer(InterestService(engine, settings, hub), server)
+        resolver = TenantResolver(auth.TokenTable(auth.load_tokens(settings)))
+        add_servicer(InterestService(tenants, settings, hub, resolver), server)
         health_servicer = health.HealthServicer(
             experimental_non_blocking=True,
             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=2))
@@ -160,7 +168,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
 
         if hasattr(encoder, "warm"):
             encoder.warm()
-        engine.start()
+        tenants.start()
         hub.start()
         metrics.bind_engine(engine)
         metrics_http = metrics.serve(settings)
@@ -169,7 +177,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             embedded.stop()
         raise
     running = RunningServer(server, port, engine, health_servicer, url, embedded, hub,
-                            metrics_http)
+                            metrics_http, tenants)
     _set_health(health_servicer, True)
     running._monitor = threading.Thread(target=_monitor_redis, args=(running,),
                                         name="redis-health", daemon=True)

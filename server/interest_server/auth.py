@@ -1,4 +1,5 @@
-"""Bearer-token authentication with read/write scopes, as a gRPC server interceptor."""
+"""Bearer-token authentication with read/write scopes (a gRPC server interceptor), and the
+tenants each token may act for."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import grpc
 from interest.v1 import interest_pb2
 
 from .config import Settings
+from .keys import TENANT_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -33,34 +36,58 @@ _GUARDED_PREFIX = f"/{_SERVICE.full_name}/"
 UNAUTHENTICATED_MESSAGE = "missing or invalid bearer token (metadata 'authorization: Bearer ...')"
 
 
-def parse_tokens(text: str, source: str = "tokens") -> dict[bytes, frozenset[str]]:
-    """Parse `token scope[,scope]` entries, one per line or separated by ';'.
+@dataclass(frozen=True)
+class Grant:
+    """What one token may do: its scopes, and the tenants it may act for (None: every one)."""
 
-    Blank lines and lines starting with '#' are skipped. Returns sha256(token) -> scopes, so
-    tokens are compared as fixed-length digests and never kept in the clear.
+    scopes: frozenset[str]
+    tenants: frozenset[str] | None = None
+
+    def __or__(self, other: Grant) -> Grant:
+        """The union of two grants of one token (it may be listed more than once)."""
+        tenants = None if self.tenants is None or other.tenants is None else \
+            self.tenants | other.tenants
+        return Grant(self.scopes | other.scopes, tenants)
+
+
+def parse_tokens(text: str, source: str = "tokens") -> dict[bytes, Grant]:
+    """Parse `TOKEN SCOPE[,SCOPE] [TENANT[,TENANT]]` entries, one per line or separated by ';'.
+
+    Without the tenant list (or with `*`) the token acts for every tenant. Blank lines and lines
+    starting with '#' are skipped. Returns sha256(token) -> grant, so tokens are compared as
+    fixed-length digests and never kept in the clear.
     """
-    tokens: dict[bytes, frozenset[str]] = {}
+    tokens: dict[bytes, Grant] = {}
     entries = [e.strip() for line in text.splitlines() for e in line.split(";")]
     for n, entry in enumerate(entries, 1):
         if not entry or entry.startswith("#"):
             continue
         parts = entry.split()
-        if len(parts) != 2:
-            raise ValueError(f"{source}: entry {n} must be 'TOKEN SCOPE[,SCOPE]'")
-        token, scope_list = parts
+        if len(parts) not in (2, 3):
+            raise ValueError(f"{source}: entry {n} must be 'TOKEN SCOPE[,SCOPE] "
+                             "[TENANT[,TENANT]]'")
+        token, scope_list = parts[:2]
         scopes = frozenset(s.strip() for s in scope_list.split(",") if s.strip())
         unknown = scopes - SCOPES
         if not scopes or unknown:
             raise ValueError(f"{source}: entry {n} has unknown scope(s) {sorted(unknown)}; "
                              f"known: {sorted(SCOPES)}")
+        tenants = None
+        if len(parts) == 3 and parts[2] != "*":
+            tenants = frozenset(t.strip() for t in parts[2].split(",") if t.strip())
+            bad = sorted(t for t in tenants if not TENANT_PATTERN.fullmatch(t))
+            if not tenants or bad:
+                raise ValueError(f"{source}: entry {n} has invalid tenant name(s) {bad}: "
+                                 "1-63 of a-z, 0-9, '_', '-', starting with a letter or digit")
         digest = _digest(token)
-        tokens[digest] = tokens.get(digest, frozenset()) | scopes
+        grant = Grant(scopes, tenants)
+        tokens[digest] = tokens[digest] | grant if digest in tokens else grant
     return tokens
 
 
-def load_tokens(settings: Settings) -> dict[bytes, frozenset[str]]:
+def load_tokens(settings: Settings) -> dict[bytes, Grant]:
     """Tokens from settings.auth_token_file and settings.auth_tokens (both may be given)."""
-    tokens: dict[bytes, frozenset[str]] = {}
+    tokens: dict[bytes, Grant] = {}
     sources = []
     if settings.auth_token_file:
         path = Path(settings.auth_token_file)
@@ -68,8 +95,8 @@ def load_tokens(settings: Settings) -> dict[bytes, frozenset[str]]:
     if settings.auth_tokens:
         sources.append((settings.auth_tokens, "auth_tokens"))
     for text, source in sources:
-        for digest, scopes in parse_tokens(text, source).items():
-            tokens[digest] = tokens.get(digest, frozenset()) | scopes
+        for digest, grant in parse_tokens(text, source).items():
+            tokens[digest] = tokens[digest] | grant if digest in tokens else grant
     return tokens
 
 
@@ -77,7 +104,8 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def _bearer(metadata: Any) -> str | None:
+def bearer(metadata: Any) -> str | None:
+    """The bearer token of a call's metadata, or None."""
     for key, value in metadata or ():
         if key == "authorization":
             if isinstance(value, bytes):
@@ -89,6 +117,28 @@ def _bearer(metadata: Any) -> str | None:
     return None
 
 
+class TokenTable:
+    """Known tokens (as digests) and their grants."""
+
+    def __init__(self, tokens: Mapping[bytes, Grant]) -> None:
+        self._tokens = list(tokens.items())
+
+    def __bool__(self) -> bool:
+        return bool(self._tokens)
+
+    def grant_of(self, token: str | None) -> Grant | None:
+        """The token's grant, or None for an unknown token; compares against every token in
+        constant time so timing reveals neither a token nor which one matched."""
+        if token is None:
+            return None
+        presented = _digest(token)
+        found: Grant | None = None
+        for digest, grant in self._tokens:
+            if hmac.compare_digest(presented, digest):
+                found = grant
+        return found
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
     """Admits an InterestService call only with a known bearer token holding the method's scope.
 
@@ -96,22 +146,15 @@ class AuthInterceptor(grpc.ServerInterceptor):
     scope. Other services (health checking, reflection) stay open.
     """
 
-    def __init__(self, tokens: Mapping[bytes, frozenset[str]]) -> None:
+    def __init__(self, tokens: Mapping[bytes, Grant]) -> None:
         if not tokens:
             raise ValueError("AuthInterceptor needs at least one token")
-        self._tokens = list(tokens.items())
+        self.tokens = TokenTable(tokens)
 
     def scopes_of(self, token: str | None) -> frozenset[str] | None:
-        """The token's scopes, or None for an unknown token; compares against every token in
-        constant time so timing reveals neither a token nor which one matched."""
-        if token is None:
-            return None
-        presented = _digest(token)
-        found: frozenset[str] | None = None
-        for digest, scopes in self._tokens:
-            if hmac.compare_digest(presented, digest):
-                found = scopes
-        return found
+        """The token's scopes, or None for an unknown token."""
+        grant = self.tokens.grant_of(token)
+        return None if grant is None else grant.scopes
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
                           handler_call_details: grpc.HandlerCallDetails) -> Any:
@@ -119,7 +162,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if not method.startswith(_GUARDED_PREFIX):
             return continuation(handler_call_details)
         needed = METHOD_SCOPES.get(method, WRITE)
-        scopes = self.scopes_of(_bearer(handler_call_details.invocation_metadata))
+        scopes = self.scopes_of(bearer(handler_call_details.invocation_metadata))
         if scopes is None:
             log.info("%s: unauthenticated call refused", method)
             return _refusal(continuation(handler_call_details),
@@ -166,5 +209,5 @@ def interceptors(settings: Settings) -> list[grpc.ServerInterceptor]:
     return [AuthInterceptor(tokens)]
 
 
-__all__ = ["AuthInterceptor", "METHOD_SCOPES", "READ", "WRITE", "interceptors", "load_tokens",
-           "parse_tokens"]
+__all__ = ["AuthInterceptor", "Grant", "METHOD_SCOPES", "READ", "TokenTable", "WRITE", "bearer",
+           "interceptors", "load_tokens", "parse_tokens"]

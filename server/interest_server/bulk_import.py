@@ -447,6 +447,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds each acknowledgement may take")
     parser.add_argument("--token", default=os.environ.get("INTEREST_TOKEN", ""),
                         help="bearer token with the write scope (env INTEREST_TOKEN)")
+    parser.add_argument("--tenant", default=os.environ.get("INTEREST_TENANT") or None,
+                        help="tenant to import into (env INTEREST_TENANT; default: the "
+                        "server's default tenant)")
     parser.add_argument("--tls-ca", metavar="PEM", help="dial TLS; the server's CA")
     parser.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
     parser.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
@@ -484,7 +487,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print("error: give --target HOST:PORT (or INTEREST_TARGET) or --start", file=sys.stderr)
         return 1
     checkpoint = None if args.no_checkpoint else Path(
-        args.checkpoint or f"{default_id_prefix(path)}.import.json")
+        args.checkpoint or f"{default_id_prefix(path)}"
+        f"{'.' + args.tenant if args.tenant else ''}.import.json")  # one per tenant
     with contextlib.ExitStack() as stack:
         target = args.target
         if args.start:
@@ -495,7 +499,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             target = running.target
         client = stack.enter_context(InterestClient(
             target, timeout_s=args.timeout, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
-            tls_key=args.tls_key, token=args.token or None))
+            tls_key=args.tls_key, token=args.token or None, tenant=args.tenant))
         try:
             client.wait_ready(timeout_s=300)
             if args.items:

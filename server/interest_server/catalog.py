@@ -11,7 +11,7 @@ import numpy as np
 import redis
 
 from .item_index import CatalogItem, ItemIndex, embedding_text
-from .keys import CATALOG_CHANGES, CATALOG_IDS, item_key
+from .keys import DEFAULT_KEYS, KeySpace
 from .redis_conn import REDIS_ERRORS
 from .user_store import now_ms, pack_vector, unpack_vector
 
@@ -22,8 +22,10 @@ class CatalogStore:
     """Items live in Redis as hashes; every change is also appended to a stream so each server
     process can keep its in-memory index current without polling the whole catalog."""
 
-    def __init__(self, client: redis.Redis, stream_maxlen: int) -> None:
+    def __init__(self, client: redis.Redis, stream_maxlen: int,
+                 keys: KeySpace = DEFAULT_KEYS) -> None:
         self.redis = client
+        self.keys = keys
         self.stream_maxlen = stream_maxlen
 
     def upsert(self, items: Sequence[CatalogItem]) -> None:
@@ -33,19 +35,19 @@ class CatalogStore:
         pipe = self.redis.pipeline(transaction=False)
         stamp = now_ms()
         for item in items:
-            pipe.hset(item_key(item.item_id), mapping={
+            pipe.hset(self.keys.item(item.item_id), mapping={
                 "text": item.text,
                 "attrs": json.dumps({k: list(v) for k, v in item.attributes.items()}),
                 "vec": pack_vector(item.vector),
                 "m": item.model,
                 "u": stamp,
             })
-            pipe.sadd(CATALOG_IDS, item.item_id)
+            pipe.sadd(self.keys.catalog_ids, item.item_id)
         pipe.execute()
         # The stream entry goes after the hashes are written, in its own round trip: on a Redis
         # Cluster one pipeline's commands run on several nodes in no particular order, and a
         # follower that sees the entry must find the hashes.
-        self.redis.xadd(CATALOG_CHANGES,
+        self.redis.xadd(self.keys.catalog_changes,
                         {"op": "upsert", "ids": json.dumps([i.item_id for i in items])},
                         maxlen=self.stream_maxlen, approximate=True)
 
@@ -53,25 +55,26 @@ class CatalogStore:
         """Remove items; returns how many existed."""
         pipe = self.redis.pipeline(transaction=False)
         for item_id in item_ids:
-            pipe.delete(item_key(item_id))
-        pipe.srem(CATALOG_IDS, *item_ids)
+            pipe.delete(self.keys.item(item_id))
+        pipe.srem(self.keys.catalog_ids, *item_ids)
         replies = pipe.execute()
-        self.redis.xadd(CATALOG_CHANGES, {"op": "delete", "ids": json.dumps(list(item_ids))},
-                        maxlen=self.stream_maxlen, approximate=True)  # after, as in upsert()
+        self.redis.xadd(self.keys.catalog_changes,  # after the deletes, as in upsert()
+                        {"op": "delete", "ids": json.dumps(list(item_ids))},
+                        maxlen=self.stream_maxlen, approximate=True)
         return int(sum(replies[: len(item_ids)]))
 
     def fetch(self, item_ids: Sequence[str]) -> list[CatalogItem | None]:
         """Read items by id; None for ids not stored."""
         pipe = self.redis.pipeline(transaction=False)
         for item_id in item_ids:
-            pipe.hgetall(item_key(item_id))
+            pipe.hgetall(self.keys.item(item_id))
         return [_decode(item_id, raw) for item_id, raw in zip(item_ids, pipe.execute(),
                                                               strict=True)]
 
     def iter_all(self, batch: int = 1000) -> Iterator[list[CatalogItem]]:
         """Every stored item, in batches."""
         ids: list[str] = []
-        for raw in self.redis.sscan_iter(CATALOG_IDS, count=batch):
+        for raw in self.redis.sscan_iter(self.keys.catalog_ids, count=batch):
             ids.append(raw.decode())
             if len(ids) >= batch:
                 yield [i for i in self.fetch(ids) if i is not None]
@@ -81,12 +84,12 @@ class CatalogStore:
 
     def last_change_id(self) -> str:
         """The id of the newest change-stream entry ("0-0" when empty)."""
-        newest = self.redis.xrevrange(CATALOG_CHANGES, count=1)
+        newest = self.redis.xrevrange(self.keys.catalog_changes, count=1)
         return newest[0][0].decode() if newest else "0-0"
 
     def read_changes(self, after: str, block_ms: int) -> list[tuple[str, str, list[str]]]:
         """Changes after an entry id: (entry id, op, item ids); blocks up to block_ms."""
-        reply = self.redis.xread({CATALOG_CHANGES: after}, count=500, block=block_ms)
+        reply = self.redis.xread({self.keys.catalog_changes: after}, count=500, block=block_ms)
         out = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -96,7 +99,7 @@ class CatalogStore:
 
     def size(self) -> int:
         """Number of stored items."""
-        return int(self.redis.scard(CATALOG_IDS))
+        return int(self.redis.scard(self.keys.catalog_ids))
 
 
 def _decode(item_id: str, raw: dict[bytes, bytes]) -> CatalogItem | None:

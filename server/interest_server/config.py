@@ -98,11 +98,15 @@ class Settings:
     tls_client_ca_file: str = ""
     """PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."""
     auth_token_file: str = ""
-    """File of bearer tokens, one `TOKEN SCOPE[,SCOPE]` per line (scopes: read, write; '#'
-    comments). No token from here or auth_tokens: auth is off."""
+    """File of bearer tokens, one `TOKEN SCOPE[,SCOPE] [TENANT[,TENANT]]` per line (scopes:
+    read, write; no tenant list or '*': every tenant; '#' comments). No token from here or
+    auth_tokens: auth is off."""
     auth_tokens: str = dataclasses.field(default="", repr=False)
-    """Bearer tokens inline, `TOKEN SCOPE[,SCOPE]` entries separated by ';' (prefer the env
-    variable or auth_token_file: a flag is visible in the process list)."""
+    """Bearer tokens inline, `TOKEN SCOPE[,SCOPE] [TENANT[,TENANT]]` entries separated by ';'
+    (prefer the env variable or auth_token_file: a flag is visible in the process list)."""
+    max_tenants: int = 100
+    """Tenants this process serves at once (each holds its catalog index in memory and one
+    catalog-follower thread); a call for one more gets RESOURCE_EXHAUSTED."""
     user_ttl_s: int = 0
     """Erase a user's keys after this many seconds without a write (events, EncodeInterest);
     0 keeps users forever."""

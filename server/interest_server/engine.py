@@ -17,6 +17,7 @@ from .errors import FailedPrecondition, InvalidArgument
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import DecayedAverageModel, InterestFunction
 from .item_index import CatalogItem, ItemIndex, StaleView, embedding_text
+from .keys import DEFAULT_KEYS, KeySpace
 from .ranking import Ranker, RankOptions, RankResult, RecentItem
 from .user_store import UserSnapshot, UserStore
 from .watch import ChangeNotifier
@@ -69,17 +70,20 @@ class UserView:
 
 
 class InterestEngine:
-    """Owns the stores, the item index and the model; one per server process."""
+    """Owns one tenant's stores, item index and model; one per tenant and server process."""
 
     def __init__(self, settings: Settings, client: redis.Redis, encoder: Encoder,
-                 rewrite: Callable[[str], list[ConceptPhrase]] | None = None) -> None:
+                 rewrite: Callable[[str], list[ConceptPhrase]] | None = None,
+                 keys: KeySpace = DEFAULT_KEYS) -> None:
         self.settings = settings
+        self.keys = keys
         self.redis = client
         self.encoder = encoder
         self.model = load_interest_function(settings, encoder, self._item_vector)
         self.users = UserStore(client, self.model, settings.window_size, settings.dedupe_ttl_s,
-                               settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s)
-        self.catalog = CatalogStore(client, settings.catalog_stream_maxlen)
+                               settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s,
+                               keys=keys)
+        self.catalog = CatalogStore(client, settings.catalog_stream_maxlen, keys)
         behaviour_embed = getattr(self.model, "item_matrix", None)
         self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts,
                                behaviour_embed=behaviour_embed,
@@ -90,7 +94,7 @@ class InterestEngine:
         self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.embed,
                                                 encoder.model_id, rewrite,
                                                 embed_both=getattr(encoder, "embed_both", None))
-        self.notifier = ChangeNotifier(client)  # wakes WatchRecommendations on every process
+        self.notifier = ChangeNotifier(client, keys)  # wakes watchers on every process
 
     def start(self) -> None:
         """Load the catalog and follow its changes."""

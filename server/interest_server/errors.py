@@ -19,6 +19,10 @@ class FailedPrecondition(InterestError):
     """The system is not in a state that allows the call (e.g. empty catalog)."""
 
 
+class PermissionDenied(InterestError):
+    """The caller is authenticated but may not do this (e.g. a token scoped to other tenants)."""
+
+
 class ResourceExhausted(InterestError):
     """A capacity limit was hit; retry later or send less."""
 

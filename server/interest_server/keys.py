@@ -1,7 +1,13 @@
-"""Redis key builders: every key of one user shares a {hash tag} so scripts stay cluster-safe."""
+"""Redis key builders: every key of one user shares a {hash tag} so scripts stay cluster-safe.
+
+A tenant's keys carry the prefix `t:<tenant>:` (`t:acme:u:{42}:state`, `t:acme:item:7`); the
+default tenant's keys have no prefix, so data written before tenants existed stays where it is.
+The prefix sits outside the braces: the hash tag, and so the slot, is the user's alone.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 CATALOG_IDS = "catalog:ids"
@@ -10,6 +16,12 @@ CATALOG_CHANGES = "catalog:changes"
 """Stream of catalog changes that every server process follows."""
 POPULARITY = "pop"
 """Sorted set item id -> forward-decayed interaction count."""
+
+DEFAULT_TENANT = "default"
+"""The tenant of a call that names none; its keys have no prefix."""
+TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+"""Tenant names: lower-case letters, digits, '_' and '-', 1-63 characters, so a name is safe in
+a key, a metric label and a log line, and cannot contain a hash-tag brace."""
 
 
 def _tag(user_id: str) -> str:
@@ -44,33 +56,84 @@ class UserKeys:
                 self.concepts]
 
 
+@dataclass(frozen=True)
+class KeySpace:
+    """Every key of one tenant."""
+
+    tenant: str = DEFAULT_TENANT
+
+    def __post_init__(self) -> None:
+        if not TENANT_PATTERN.fullmatch(self.tenant):
+            raise ValueError(f"not a tenant name: {self.tenant!r}")
+
+    @property
+    def prefix(self) -> str:
+        """'' for the default tenant, else 't:<tenant>:'."""
+        return "" if self.tenant == DEFAULT_TENANT else f"t:{self.tenant}:"
+
+    @property
+    def catalog_ids(self) -> str:
+        """Set of every item id in the tenant's catalog."""
+        return self.prefix + CATALOG_IDS
+
+    @property
+    def catalog_changes(self) -> str:
+        """Stream of the tenant's catalog changes."""
+        return self.prefix + CATALOG_CHANGES
+
+    @property
+    def popularity(self) -> str:
+        """Sorted set item id -> decayed interaction count, for the tenant."""
+        return self.prefix + POPULARITY
+
+    def user(self, user_id: str) -> UserKeys:
+        """Keys of one user, e.g. u:{42}:state (t:acme:u:{42}:state for tenant acme)."""
+        prefix = self.prefix + "u:{" + _tag(user_id) + "}:"
+        return UserKeys(
+            state=prefix + "state",
+            window=prefix + "win",
+            seen=prefix + "seen",
+            event_ids=prefix + "ids",
+            event_times=prefix + "idt",
+            concepts=prefix + "concepts",
+        )
+
+    def user_pattern(self, user_id: str) -> str:
+        """A SCAN pattern matching every key of one user (for audits and tests)."""
+        tag = _tag(user_id)
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in tag)
+        return self.prefix + "u:\\{" + escaped + "\\}:*"
+
+    def item(self, item_id: str) -> str:
+        """Hash holding one catalog item: text, attrs (JSON), vec (packed float32), m (model)."""
+        return self.prefix + "item:" + item_id
+
+    def channel(self, user_id: str) -> str:
+        """Pub/sub channel announcing that a user's state changed, e.g. u:{42}:changed. It
+        carries the user's hash tag, so a sharded channel (SPUBLISH, Redis 7+) would live on
+        the user's shard; the ACL patterns `&u:*` and `&t:*` cover it."""
+        return self.prefix + "u:{" + _tag(user_id) + "}:changed"
+
+
+DEFAULT_KEYS = KeySpace()
+"""The default tenant's keys."""
+
+
 def user_keys(user_id: str) -> UserKeys:
-    """Keys of one user, e.g. u:{42}:state."""
-    prefix = "u:{" + _tag(user_id) + "}:"
-    return UserKeys(
-        state=prefix + "state",
-        window=prefix + "win",
-        seen=prefix + "seen",
-        event_ids=prefix + "ids",
-        event_times=prefix + "idt",
-        concepts=prefix + "concepts",
-    )
+    """Keys of one user of the default tenant, e.g. u:{42}:state."""
+    return DEFAULT_KEYS.user(user_id)
 
 
 def user_key_pattern(user_id: str) -> str:
-    """A SCAN pattern matching every key of one user (for audits and tests)."""
-    tag = _tag(user_id)
-    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in tag)
-    return "u:\\{" + escaped + "\\}:*"
+    """A SCAN pattern matching every key of one user of the default tenant."""
+    return DEFAULT_KEYS.user_pattern(user_id)
 
 
 def item_key(item_id: str) -> str:
-    """Hash holding one catalog item: text, attrs (JSON), vec (packed float32), m (model id)."""
-    return "item:" + item_id
+    """Hash of one item of the default tenant."""
+    return DEFAULT_KEYS.item(item_id)
 
 
 def user_channel(user_id: str) -> str:
-    """Pub/sub channel announcing that a user's state changed, e.g. u:{42}:changed. It carries
-    the user's hash tag, so a sharded channel (SPUBLISH, Redis 7+) would live on the user's
-    shard; the ACL pattern `&u:*` covers it."""
-    return "u:{" + _tag(user_id) + "}:changed"
+    """Change channel of one user of the default tenant."""
+    return DEFAULT_KEYS.channel(user_id)

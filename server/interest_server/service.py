@@ -19,19 +19,25 @@ from .errors import FailedPrecondition, InvalidArgument
 from .events import EventRecord, EventResult, Outcome, RejectReason
 from .grpc_errors import rpc
 from .ranking import RankOptions
+from .tenancy import TenantEngines, TenantResolver
 from .watch import MAX_INTERVAL_MS, WatchHub
 
 log = logging.getLogger(__name__)
 
 
 class InterestService(interest_pb2_grpc.InterestServiceServicer):
-    """interest.v1.InterestService over an InterestEngine."""
+    """interest.v1.InterestService over one InterestEngine per tenant."""
 
-    def __init__(self, engine: InterestEngine, settings: Settings,
-                 watch: WatchHub | None = None) -> None:
-        self.engine = engine
+    def __init__(self, engines: TenantEngines, settings: Settings,
+                 watch: WatchHub | None = None, resolver: TenantResolver | None = None) -> None:
+        self.engines = engines
         self.settings = settings
         self.watch = watch
+        self.resolver = resolver or TenantResolver()
+
+    def _engine(self, context: grpc.ServicerContext) -> InterestEngine:
+        """The engine of the tenant this call acts for."""
+        return self.engines.get(self.resolver.resolve(context.invocation_metadata()))
 
     # ---- events -------------------------------------------------------------------------
 
@@ -40,17 +46,19 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
                      context: grpc.ServicerContext) -> Iterator[pb.EventBatchAck]:
         # One batch at a time: the next message is read only after this one's acks are sent,
         # so HTTP/2 flow control pushes back on a client that outruns Redis.
+        engine = self._engine(context)
         for batch in request_iterator:
             if not context.is_active():
                 return
-            yield self._ingest(batch, context)
+            yield self._ingest(engine, batch, context)
 
     @rpc
     def IngestEvents(self, request: pb.EventBatch,  # noqa: N802
                      context: grpc.ServicerContext) -> pb.EventBatchAck:
-        return self._ingest(request, context)
+        return self._ingest(self._engine(context), request, context)
 
-    def _ingest(self, batch: pb.EventBatch, context: grpc.ServicerContext) -> pb.EventBatchAck:
+    def _ingest(self, engine: InterestEngine, batch: pb.EventBatch,
+                context: grpc.ServicerContext) -> pb.EventBatchAck:
         v.check_count("events", len(batch.events), self.settings.max_events_per_batch)
         records: list[EventRecord | EventResult] = []
         for ev in batch.events:
@@ -62,7 +70,7 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
                 records.append(EventResult(Outcome.REJECTED, 0, RejectReason.INVALID_FIELD,
                                            str(exc)))
         with caller.bound(context.is_active):  # past its deadline or cancelled: no write
-            results = self.engine.ingest(records)
+            results = engine.ingest(records)
         metrics.count_events(results)
         ack = pb.EventBatchAck(batch_id=batch.batch_id)
         for ev, result in zip(batch.events, results, strict=True):
@@ -80,28 +88,31 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
     def EncodeInterest(self, request: pb.EncodeInterestRequest,  # noqa: N802
                        context: grpc.ServicerContext) -> pb.EncodeInterestResponse:
         s = self.settings
+        engine = self._engine(context)
         user_id = v.check_id("user_id", request.user_id, s.max_id_length)
         text = v.check_text("text", request.text, s.max_text_length)
         if request.mode not in pb.EncodeMode.values():
             raise InvalidArgument(f"mode {request.mode} is not a known EncodeMode")
-        found, stored = self.engine.encode_interest(user_id, text,
-                                                    merge=request.mode == pb.ENCODE_MODE_MERGE)
+        found, stored = engine.encode_interest(user_id, text,
+                                               merge=request.mode == pb.ENCODE_MODE_MERGE)
         return pb.EncodeInterestResponse(user_id=user_id, concepts=[_concept(g) for g in found],
                                          stored=[_concept(g) for g in stored],
-                                         model=self.engine.encoder.model_id)
+                                         model=engine.encoder.model_id)
 
     # ---- recommendations ----------------------------------------------------------------
 
     @rpc
     def Recommend(self, request: pb.RecommendRequest,  # noqa: N802
                   context: grpc.ServicerContext) -> pb.RecommendResponse:
+        engine = self._engine(context)
         user_id, opts = self._rank_request(request)
-        return self._recommend(user_id, opts)
+        return self._recommend(engine, user_id, opts)
 
     @rpc
     def WatchRecommendations(self, request: pb.WatchRecommendationsRequest,  # noqa: N802
                              context: grpc.ServicerContext) -> Iterator[pb.RecommendResponse]:
         s = self.settings
+        engine = self._engine(context)
         user_id, opts = self._rank_request(request)
         if request.min_interval_ms > MAX_INTERVAL_MS:
             raise InvalidArgument(f"min_interval_ms is {request.min_interval_ms}; the limit is "
@@ -110,7 +121,8 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
             raise FailedPrecondition("watch streams are not enabled on this server")
         interval_ms = max(request.min_interval_ms or s.watch_min_interval_ms,
                           s.watch_min_interval_ms)
-        yield from self.watch.watch(user_id, lambda: self._recommend(user_id, opts),
+        yield from self.watch.watch(engine.keys.channel(user_id),
+                                    lambda: self._recommend(engine, user_id, opts),
                                     lambda resp: resp.SerializeToString(deterministic=True),
                                     interval_ms / 1000, context.add_callback)
 
@@ -136,8 +148,9 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
         )
         return user_id, opts
 
-    def _recommend(self, user_id: str, opts: RankOptions) -> pb.RecommendResponse:
-        result, version = self.engine.recommend(user_id, opts)
+    def _recommend(self, engine: InterestEngine, user_id: str, opts: RankOptions
+                   ) -> pb.RecommendResponse:
+        result, version = engine.recommend(user_id, opts)
         resp = pb.RecommendResponse(user_id=user_id, removed_by_dislikes=result.removed_by_dislikes,
                                     removed_consumed=result.removed_consumed,
                                     removed_by_filters=result.removed_by_filters,
@@ -157,6 +170,7 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
     def UpsertItems(self, request_iterator: Iterator[pb.UpsertItemsRequest],  # noqa: N802
                     context: grpc.ServicerContext) -> pb.UpsertItemsResponse:
         s = self.settings
+        engine = self._engine(context)
         total = 0
         for request in request_iterator:
             v.check_count("items", len(request.items), s.max_items_per_upsert)
@@ -169,26 +183,28 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
                     v.check_attributes(f"items[{item.item_id}].attributes",
                                        [(a.name, list(a.values)) for a in item.attributes], s),
                 ))
-            total += self.engine.upsert_items(items)
-        return pb.UpsertItemsResponse(upserted=total, model=self.engine.encoder.model_id,
-                                      catalog_size=self.engine.catalog_size())
+            total += engine.upsert_items(items)
+        return pb.UpsertItemsResponse(upserted=total, model=engine.encoder.model_id,
+                                      catalog_size=engine.catalog_size())
 
     @rpc
     def DeleteItems(self, request: pb.DeleteItemsRequest,  # noqa: N802
                     context: grpc.ServicerContext) -> pb.DeleteItemsResponse:
         s = self.settings
+        engine = self._engine(context)
         v.check_count("item_ids", len(request.item_ids), s.max_items_per_upsert)
         ids = [v.check_id("item_ids", i, s.max_id_length) for i in request.item_ids]
-        deleted = self.engine.delete_items(ids)
-        return pb.DeleteItemsResponse(deleted=deleted, catalog_size=self.engine.catalog_size())
+        deleted = engine.delete_items(ids)
+        return pb.DeleteItemsResponse(deleted=deleted, catalog_size=engine.catalog_size())
 
     # ---- users --------------------------------------------------------------------------
 
     @rpc
     def GetUserState(self, request: pb.GetUserStateRequest,  # noqa: N802
                      context: grpc.ServicerContext) -> pb.GetUserStateResponse:
+        engine = self._engine(context)
         user_id = v.check_id("user_id", request.user_id, self.settings.max_id_length)
-        view = self.engine.user_state(user_id)
+        view = engine.user_state(user_id)
         snap = view.snapshot
         resp = pb.GetUserStateResponse(user_id=user_id, version=snap.version,
                                        consumed_count=len(snap.consumed),
@@ -206,8 +222,9 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
     @rpc
     def DeleteUser(self, request: pb.DeleteUserRequest,  # noqa: N802
                    context: grpc.ServicerContext) -> pb.DeleteUserResponse:
+        engine = self._engine(context)
         user_id = v.check_id("user_id", request.user_id, self.settings.max_id_length)
-        return pb.DeleteUserResponse(keys_deleted=self.engine.delete_user(user_id))
+        return pb.DeleteUserResponse(keys_deleted=engine.delete_user(user_id))
 
 
 def _concept(g: GroundedConcept) -> pb.Concept:

@@ -16,7 +16,7 @@ from .caller import check_waiting
 from .errors import Aborted
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import HistoryEntry, InterestFunction, WeightedItem, event_weight
-from .keys import POPULARITY, UserKeys, user_keys
+from .keys import DEFAULT_KEYS, KeySpace, UserKeys
 from .redis_conn import ScriptBatch
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,10 @@ class UserStore:
     so two server processes writing the same user never lose each other's updates."""
 
     def __init__(self, client: redis.Redis, interest: InterestFunction, window_size: int,
-                 dedupe_ttl_s: int, popularity_half_life_s: float, user_ttl_s: int = 0) -> None:
+                 dedupe_ttl_s: int, popularity_half_life_s: float, user_ttl_s: int = 0,
+                 keys: KeySpace = DEFAULT_KEYS) -> None:
         self.redis = client
+        self.keys = keys
         self.user_ttl_s = user_ttl_s
         self.interest = interest
         self.model_id = interest.version
@@ -96,7 +98,7 @@ class UserStore:
         results: list[EventResult | None] = [None] * len(events)
         pending: dict[str, _Pending] = {}
         for i, ev in enumerate(events):
-            pending.setdefault(ev.user_id, _Pending(ev.user_id, user_keys(ev.user_id), []))
+            pending.setdefault(ev.user_id, _Pending(ev.user_id, self.keys.user(ev.user_id), []))
             pending[ev.user_id].indices.append(i)
         received_ms = now_ms()
         applied_items: list[tuple[str, int]] = []
@@ -214,13 +216,13 @@ class UserStore:
             increments[item_id] = increments.get(item_id, 0.0) + 2.0 ** exponent
         pipe = self.redis.pipeline(transaction=False)
         for item_id, inc in increments.items():
-            pipe.zincrby(POPULARITY, inc, item_id)
+            pipe.zincrby(self.keys.popularity, inc, item_id)
         pipe.execute()
 
     def store_concepts(self, user_id: str,
                        update: Callable[[bytes | None], bytes]) -> int:
         """Read-modify-write the user's concepts under WATCH; bumps the state version."""
-        keys = user_keys(user_id)
+        keys = self.keys.user(user_id)
 
         def txn(pipe: redis.client.Pipeline) -> None:
             current = pipe.get(keys.concepts)
@@ -239,13 +241,13 @@ class UserStore:
 
     def delete_user(self, user_id: str) -> int:
         """Erase every key of the user; returns how many existed."""
-        return int(self.redis.delete(*user_keys(user_id).all()))
+        return int(self.redis.delete(*self.keys.user(user_id).all()))
 
     # ---- reads --------------------------------------------------------------------------
 
     def snapshot(self, user_id: str) -> UserSnapshot:
         """Everything about one user in one round trip."""
-        keys = user_keys(user_id)
+        keys = self.keys.user(user_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(keys.state, "v", "vec", "m", "n")
         pipe.lrange(keys.window, 0, -1)
@@ -261,7 +263,7 @@ class UserStore:
 
     def popular(self, limit: int) -> list[tuple[str, float]]:
         """The most popular items with their decayed counts."""
-        rows = self.redis.zrevrange(POPULARITY, 0, max(limit - 1, 0), withscores=True)
+        rows = self.redis.zrevrange(self.keys.popularity, 0, max(limit - 1, 0), withscores=True)
         return [(item.decode(), float(score)) for item, score in rows]
 
 

@@ -1,7 +1,7 @@
 """Live recommendation streams: user-change notifications over Redis pub/sub, and the watchers.
 
 Every write of a user's state (events applied, concepts stored, user deleted) is followed by a
-PUBLISH on the user's channel (`keys.user_channel`, e.g. `u:{42}:changed`), whichever process made
+PUBLISH on the user's channel (`KeySpace.channel`, e.g. `u:{42}:changed`), whichever process made
 it. Each server process runs one subscriber thread (`WatchHub`), subscribed only to the channels of
 users watched in this process, and wakes their watchers. A watcher recomputes the list when woken,
 at most once per minimum interval, and pushes it if it differs from the last one it pushed: a
@@ -28,7 +28,7 @@ import redis
 from . import metrics
 from .errors import ResourceExhausted, Unavailable
 from .events import EventRecord, EventResult, Outcome
-from .keys import user_channel
+from .keys import DEFAULT_KEYS, KeySpace
 from .redis_conn import REDIS_ERRORS, is_cluster
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,9 @@ class ChangeNotifier:
     """Publishes "this user's state changed" after a successful write. Never fails the write:
     the state is stored; a lost notification is caught by the watchers' periodic resync."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySpace = DEFAULT_KEYS) -> None:
         self.redis = client
+        self.keys = keys
         self._last_warning = 0.0
 
     def events_applied(self, events: Sequence[EventRecord],
@@ -63,7 +64,7 @@ class ChangeNotifier:
 
     def changed(self, user_ids: Iterable[str]) -> None:
         """Publish on each user's channel; one round trip for all of them."""
-        channels = [user_channel(u) for u in user_ids]
+        channels = [self.keys.channel(u) for u in user_ids]
         if not channels:
             return
         try:
@@ -90,9 +91,8 @@ class ChangeNotifier:
 class Watcher:
     """One WatchRecommendations stream: woken by the hub, closed by the client or shutdown."""
 
-    def __init__(self, user_id: str) -> None:
-        self.user_id = user_id
-        self.channel = user_channel(user_id)
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
         self.ready = threading.Event()
         self._cond = threading.Condition()
         self._dirty = False
@@ -184,17 +184,18 @@ class WatchHub:
 
     # ---- streams ------------------------------------------------------------------------
 
-    def watch(self, user_id: str, compute: Callable[[], T], encode: Callable[[T], bytes],
+    def watch(self, channel: str, compute: Callable[[], T], encode: Callable[[T], bytes],
               interval_s: float, on_done: Callable[[Callable[[], None]], object]
               ) -> Iterator[T]:
-        """The current value of compute() at once, then again after each change of the user,
-        at most once per interval_s and only when encode() of it differs from the last pushed.
+        """The current value of compute() at once, then again after each change announced on
+        `channel` (a user's, KeySpace.channel), at most once per interval_s and only when
+        encode() of it differs from the last pushed.
 
         `on_done` registers a callback run when the call ends (grpc's context.add_callback).
         Blocking in `yield` (a slow reader) holds no queue: changes meanwhile only mark the
         watcher dirty, and the next list is computed from the state current then.
         """
-        watcher = self._register(user_id)
+        watcher = self._register(channel)
         try:
             if on_done(watcher.close) is False:  # the call ended already
                 return
@@ -218,8 +219,8 @@ class WatchHub:
         finally:
             self._unregister(watcher)
 
-    def _register(self, user_id: str) -> Watcher:
-        watcher = Watcher(user_id)
+    def _register(self, channel: str) -> Watcher:
+        watcher = Watcher(channel)
         with self._lock:
             if self._stopping:
                 raise Unavailable("the server is shutting down; watch again to reach another "

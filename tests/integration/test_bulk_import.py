@@ -25,6 +25,8 @@ from interest_server.bulk_import import (
     import_file,
 )
 
+from .conftest import catalog_items
+
 USERS = [f"u{n}" for n in range(12)]
 TYPES = ["like", "view", "click", "rating", "dislike", "purchase", "skip"]
 ROWS = 360
@@ -174,6 +176,25 @@ def test_command_line_import(server: RunningServer, catalog: list[pb.Item],
     rerun = subprocess.run(command[:-4] + ["--restart"], cwd=tmp_path, capture_output=True,
                            text=True, timeout=60, env=env)
     assert f"applied 0, duplicate {len(rows)}" in rerun.stdout, rerun.stderr
+
+
+def test_command_line_import_into_a_tenant(server: RunningServer, tmp_path: Path) -> None:
+    with InterestClient(server.target, tenant="acme") as acme:
+        acme.upsert_items(catalog_items())
+    path = tmp_path / "history.tsv"
+    rows = _history(path)
+    command = [sys.executable, "-m", "interest_server.cli", "import", str(path), "--target",
+               server.target, "--no-progress", "--log-level", "WARNING", "--tenant", "acme"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, INTEREST_TARGET=""))
+    assert f"applied {len(rows)}, duplicate 0, rejected 3, invalid rows 1" in done.stdout, \
+        done.stderr
+    assert json.loads((tmp_path / "history.tsv.acme.import.json").read_text())["complete"]
+    users = {r["user_id"] for r in rows.values()}
+    with InterestClient(server.target, tenant="acme") as acme, \
+            InterestClient(server.target) as default:
+        assert sum(acme.get_user_state(u).event_count for u in users) == len(rows)
+        assert all(default.get_user_state(u).version == 0 for u in users)
 
 
 # -- formats (no server) ------------------------------------------------------------------------

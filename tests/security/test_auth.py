@@ -219,12 +219,21 @@ def test_client_cli_speaks_tls_with_a_token(servers: dict[str, RunningServer], c
 
 def test_token_file_format(tmp_path: Path) -> None:
     tokens = auth.parse_tokens("# comment\n\n a read\nb read,write ; c write\na write\n")
-    assert sorted(tokens.values(), key=sorted) == [
+    assert sorted((g.scopes for g in tokens.values()), key=sorted) == [
         frozenset({"read", "write"}), frozenset({"read", "write"}), frozenset({"write"})]
+    assert all(g.tenants is None for g in tokens.values())  # no tenant list: every tenant
     assert all(len(digest) == 32 for digest in tokens)  # kept as sha256 digests, not in clear
-    for bad in ("tok", "tok admin", "tok read extra", "tok ,"):
+    for bad in ("tok", "tok admin", "tok read acme extra", "tok ,", "tok read Acme",
+                "tok read acme,{x}", "tok read ,"):
         with pytest.raises(ValueError, match="entry 1"):
             auth.parse_tokens(bad)
+    scoped = auth.parse_tokens("t1 read acme,globex; t2 write *; t3 read acme; t3 write beta")
+    grants = sorted(scoped.values(), key=lambda g: sorted(g.tenants or {"*"}))
+    assert grants == [auth.Grant(frozenset({"write"}), None),
+                      auth.Grant(frozenset({"read", "write"}), frozenset({"acme", "beta"})),
+                      auth.Grant(frozenset({"read"}), frozenset({"acme", "globex"}))]
+    assert (auth.parse_tokens("t read acme; t read *")[auth._digest("t")].tenants is None), \
+        "a token listed for every tenant anywhere acts for every tenant"
     path = tmp_path / "tokens"
     path.write_text(TOKEN_FILE)
     loaded = auth.load_tokens(Settings(auth_token_file=str(path), auth_tokens="z read"))

@@ -146,7 +146,7 @@ def test_request_ids_differ_between_faults(module_server: RunningServer,
 def test_auth_refusals_echo_no_token(module_server: RunningServer) -> None:
     interceptor = AuthInterceptor(parse_tokens(f"{TOKEN} read"))
     server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[interceptor])
-    add_servicer(InterestService(module_server.engine, module_server.engine.settings), server)
+    add_servicer(InterestService(module_server.tenants, module_server.engine.settings), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -129,6 +129,11 @@ export interface InterestClientOptions {
   backoffMaxMs?: number;
   /** Bearer token sent on every call as `authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * Tenant (namespace) every call acts for, sent as `x-tenant-id`; without it a call acts for
+   * the server's default tenant, or for the one tenant the token is scoped to.
+   */
+  tenant?: string;
   /** Extra metadata sent on every call. */
   metadata?: Record<string, string>;
   /** TLS: `tls: true` verifies with the system roots; `tlsCa` with that CA; cert+key: mutual TLS. */
@@ -409,6 +414,12 @@ export class InterestClient {
         throw new RangeError('token must be a non-empty string without whitespace');
       }
       this.baseMetadata.authorization = `Bearer ${token}`;
+    }
+    if (options.tenant !== undefined) {
+      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(options.tenant)) {
+        throw new RangeError("tenant must be 1-63 of a-z, 0-9, '_' and '-', starting with a letter or digit");
+      }
+      this.baseMetadata['x-tenant-id'] = options.tenant;
     }
     const credentials = InterestClient.credentials(options);
     // gRPC's reconnect backoff starts at 1 s and fails fast meanwhile, which would use up the

@@ -259,6 +259,22 @@ describe('unary calls', () => {
     assert.throws(() => new InterestClient(target, { token: 'two words' }), RangeError);
   });
 
+  test('the tenant goes out as x-tenant-id on every call', async () => {
+    let tenant: grpc.MetadataValue[] = [];
+    handlers.DeleteUser = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      tenant = call.metadata.get('x-tenant-id');
+      cb(null, { keysDeleted: 0 });
+    };
+    const { c } = client({ tenant: 'acme' });
+    try {
+      await c.deleteUser('u1');
+      assert.deepEqual(tenant, ['acme']);
+    } finally {
+      c.close();
+    }
+    assert.throws(() => new InterestClient(target, { tenant: 'Not A Tenant' }), RangeError);
+  });
+
   test('bad input is refused before anything is sent', async () => {
     let calls = 0;
     handlers.IngestEvents = (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
