@@ -131,7 +131,8 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             torch.set_num_threads(settings.torch_threads)
         if encoder is None:
             encoder = TextEncoder(settings.model_dir, max_seq_length=settings.max_seq_length,
-                                  batch_size=settings.encode_batch_size)
+                                  batch_size=settings.encode_batch_size,
+                                  runtime=settings.encoder_runtime)
         rewrite = None
         if settings.rewriter_model_dir:
             from .rewriter import GenerativeRewriter

@@ -47,6 +47,11 @@ class Settings:
     bench/README.md)."""
     max_seq_length: int = 256
     """Tokens per text fed to the encoder; longer texts are truncated."""
+    encoder_runtime: str = "auto"
+    """How the encoder runs its forward pass: 'auto' (torchscript on CPU, eager on GPU),
+    'eager' (plain transformers), 'torchscript' (traced and frozen at load, same fp32 vectors,
+    faster), or 'torchscript-bf16' (bf16 matmuls: ~2x catalog rate on AMX CPUs, vectors within
+    cosine 0.9999 but batch-dependent to ~1e-3). Measured in bench/README.md, Encoding."""
     workers: int = 16
     """Threads serving RPCs."""
     max_concurrent_rpcs: int = 64
