@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 import pytest
 import torch
 
-# Set before transformers is imported: tests must never reach for a model hub.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from interest_server import config  # noqa: E402
-from interest_server import encoder as encoder_module  # noqa: E402
-from interest_server.encoder import (  # noqa: E402
+# tests/conftest.py sets HF_HUB_OFFLINE before anything imports transformers.
+from interest_server import config
+from interest_server import encoder as encoder_module
+from interest_server.encoder import (
     RUNTIMES,
     TextEncoder,
     default_model_dir,
     native_bf16_cpu,
     resolve_runtime,
 )
-from transformers import AutoModel, AutoTokenizer  # noqa: E402
+from transformers import AutoModel, AutoTokenizer
 
 TEXTS = [
     "Toy Story (1995). Genres: Animation, Children's, Comedy",
