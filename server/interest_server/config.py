@@ -94,6 +94,10 @@ class Settings:
     """Extra cosine a secondary attribute link must be within of the best one to be kept too."""
     catalog_stream_maxlen: int = 100_000
     """Approximate length cap of the catalog change stream."""
+    ann_min_items: int = 200_000
+    """Catalog size from which Recommend shortlists with an approximate index (PQ fast-scan,
+    re-scored exactly; recall measured in bench/README.md); below it results equal an exact
+    fp32 scan."""
     log_level: str = "INFO"
     """Python logging level."""
     tls_cert_file: str = ""

@@ -87,7 +87,8 @@ class InterestEngine:
         behaviour_embed = getattr(self.model, "item_matrix", None)
         self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts,
                                behaviour_embed=behaviour_embed,
-                               behaviour_dim=self.model.dim if behaviour_embed else 0)
+                               behaviour_dim=self.model.dim if behaviour_embed else 0,
+                               ann_min_items=settings.ann_min_items)
         self.follower = CatalogFollower(self.catalog, self.index, encoder.model_id,
                                         encoder.embed)
         self.ranker = Ranker(self.index)
@@ -101,6 +102,7 @@ class InterestEngine:
         self.follower.load()
         self.follower.start()
 
+        self.index.build_scanner()  # before SERVING, so the first requests are fast too
     def stop(self) -> None:
         """Stop background work."""
         self.follower.stop()

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .scan import SCAN_MIN_ITEMS, Scanner, build_scanner
+
 AttrPair = tuple[str, str]
+log = logging.getLogger(__name__)
+
+REBUILD_QUIET_S = 0.5
+"""A background rebuild waits until writes pause this long (a bulk load then builds once)..."""
+REBUILD_MAX_WAIT_S = 30.0
+"""...but no longer than this under a steady stream of writes."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,11 @@ class IndexView:
     generation: int
     behaviour_vectors: np.ndarray | None = None
     """Rows [0, n) of the interest model's own item matrix, when it has one."""
+    scanner: Scanner | None = None
+    """A quantised snapshot of rows [0, scanner.rows) of this generation, when one is built."""
+    delta: np.ndarray | None = None
+    """Rows the scanner does not know as they are now (written after its snapshot): always
+    re-scored exactly. Sorted; set whenever `scanner` is."""
 
 
 class StaleView(Exception):
@@ -55,15 +70,33 @@ class StaleView(Exception):
 class ItemIndex:
     """Rows are appended and overwritten in place and deleted by tombstone, so a reader holding
     an IndexView keeps a valid matrix without copying it; growth and compaction swap in new
-    arrays. Attribute values are embedded once into a vocabulary used to ground concepts."""
+    arrays. Attribute values are embedded once into a vocabulary used to ground concepts.
+
+    From `scan_min_items` live items on, a quantised scanner (scan.py) over a snapshot of the
+    rows lets the ranker score a shortlist instead of the whole matrix: certified int8 (results
+    equal to the fp32 scan) below `ann_min_items`, PQ fast-scan (approximate) from there on.
+    Rows written after the snapshot form the view's `delta`, always scored exactly; the scanner
+    is rebuilt in the background once the delta grows or the index is compacted."""
 
     def __init__(self, dim: int, embed_values: Callable[[list[str]], np.ndarray] | None = None,
                  initial_capacity: int = 1024,
                  behaviour_embed: Callable[[list[str], np.ndarray], np.ndarray] | None = None,
-                 behaviour_dim: int = 0) -> None:
+                 behaviour_dim: int = 0, ann_min_items: int = 200_000,
+                 scan_min_items: int = SCAN_MIN_ITEMS, background: bool = True) -> None:
         """`behaviour_embed(ids, text_vectors)` maps items into an interest model's own scoring
-        space (kept as a second matrix); None when behaviour is scored on text vectors."""
+        space (kept as a second matrix); None when behaviour is scored on text vectors.
+        `background=False` leaves scanner builds to explicit `build_scanner()` calls."""
         self.dim = dim
+        self.ann_min_items = ann_min_items
+        self.scan_min_items = scan_min_items
+        self._background = background
+        self._scanner: Scanner | None = None
+        self._dirty: set[int] = set()  # scanner rows overwritten since its snapshot
+        self._dirty_rows: np.ndarray | None = None  # sorted copy, rebuilt after a change
+        self._build_dirty: set[int] | None = None  # rows overwritten while a build runs
+        self._build_lock = threading.Lock()
+        self._builder: threading.Thread | None = None
+        self._last_write = 0.0
         self._embed_values = embed_values
         self._behaviour_embed = behaviour_embed
         self._behaviour_dim = behaviour_dim if behaviour_embed is not None else 0
@@ -110,6 +143,7 @@ class ItemIndex:
                     self._row[item.item_id] = row
                 else:
                     self._unpost(row)
+                    self._mark_dirty(row)
                 self._vectors[row] = item.vector
                 if behaviour is not None:
                     self._behaviour[row] = behaviour[n]
@@ -117,6 +151,7 @@ class ItemIndex:
                 self._attrs[row] = dict(item.attributes)
                 self._post(row)
                 self._alive[row] = True
+        self._maybe_rebuild()
 
     def delete(self, item_ids: Iterable[str]) -> int:
         """Remove items; returns how many were present."""
@@ -133,6 +168,7 @@ class ItemIndex:
                 removed += 1
             if self._dead > 1024 and self._dead > len(self._ids) // 4:
                 self._compact()
+        self._maybe_rebuild()
         return removed
 
     def _ensure_capacity(self, rows: int) -> None:
@@ -166,6 +202,10 @@ class ItemIndex:
         self._row = {item_id: r for r, item_id in enumerate(self._ids)}
         self._vectors, self._alive, self._dead = vectors, alive, 0
         self._generation += 1
+        # Rows were renumbered: the scanner's snapshot no longer matches any row.
+        self._scanner, self._dirty, self._dirty_rows = None, set(), None
+        if self._build_dirty is not None:
+            self._build_dirty = set()
         self._postings, self._posting_rows, self._has_attr = {}, {}, {}
         for r in range(len(keep)):
             self._post(r)
@@ -222,9 +262,93 @@ class ItemIndex:
         """A read view that stays valid while writers continue."""
         with self._lock:
             n = len(self._ids)
+            scanner, delta = self._scanner, None
+            if scanner is not None:
+                if self._dirty_rows is None:
+                    self._dirty_rows = np.array(sorted(self._dirty), dtype=np.int64)
+                delta = np.concatenate([self._dirty_rows,
+                                        np.arange(scanner.rows, n, dtype=np.int64)])
             return IndexView(self._vectors[:n], self._alive[:n].copy(), self._ids, n,
                              self._generation,
-                             self._behaviour[:n] if self._behaviour_embed is not None else None)
+                             self._behaviour[:n] if self._behaviour_embed is not None else None,
+                             scanner, delta)
+
+    # ---- the scanner ----------------------------------------------------------------------
+
+    def _mark_dirty(self, row: int) -> None:
+        """Caller holds the lock: `row` was overwritten, so snapshots taken before hold stale
+        codes for it."""
+        if self._scanner is not None and row < self._scanner.rows:
+            self._dirty.add(row)
+            self._dirty_rows = None
+        if self._build_dirty is not None:
+            self._build_dirty.add(row)
+
+    def _wanted(self) -> bool:
+        """Caller holds the lock: whether a (re)build would change what readers get."""
+        live = len(self._row)
+        if live < self.scan_min_items:
+            return self._scanner is not None
+        scanner = self._scanner
+        if scanner is None or scanner.generation != self._generation:
+            return True
+        if (scanner.kind == "ann") != (live >= self.ann_min_items):
+            return True
+        delta = len(self._dirty) + len(self._ids) - scanner.rows
+        return delta > max(4096, scanner.rows // 8)
+
+    def _maybe_rebuild(self) -> None:
+        with self._lock:
+            self._last_write = time.monotonic()
+            if not self._background or not self._wanted():
+                return
+            if self._builder is not None and self._builder.is_alive():
+                return
+            self._builder = threading.Thread(target=self._rebuild_when_quiet, daemon=True,
+                                             name="item-index-scanner")
+            self._builder.start()
+
+    def _rebuild_when_quiet(self) -> None:
+        started = time.monotonic()
+        while True:
+            with self._lock:
+                idle = time.monotonic() - self._last_write
+            if idle >= REBUILD_QUIET_S or time.monotonic() - started >= REBUILD_MAX_WAIT_S:
+                break
+            time.sleep(REBUILD_QUIET_S - idle)
+        try:
+            self.build_scanner()
+        except Exception:  # pragma: no cover - readers keep the exact path
+            log.exception("building the item scanner failed; Recommend scans exactly")
+
+    def build_scanner(self) -> None:
+        """Build (or drop) the scanner now, if the catalog wants a different one; blocks."""
+        with self._build_lock:
+            with self._lock:
+                if not self._wanted():
+                    return
+                live = len(self._row)
+                if live < self.scan_min_items:
+                    self._scanner, self._dirty, self._dirty_rows = None, set(), None
+                    return
+                n, generation = len(self._ids), self._generation
+                vectors = self._vectors[:n]  # rows overwritten from now on go to _build_dirty
+                self._build_dirty = set()
+            t0 = time.perf_counter()
+            scanner = build_scanner(vectors, generation, ann=live >= self.ann_min_items)
+            with self._lock:
+                dirty = {r for r in self._build_dirty or () if r < n}
+                self._build_dirty = None
+                if generation == self._generation:
+                    self._scanner, self._dirty, self._dirty_rows = scanner, dirty, None
+            log.info("item scanner (%s) over %d rows built in %.1f s", scanner.kind, n,
+                     time.perf_counter() - t0)
+
+    def scanner_status(self) -> tuple[str, int] | None:
+        """(kind, rows) of the current scanner, or None while Recommend scans exactly."""
+        with self._lock:
+            s = self._scanner
+            return None if s is None or s.generation != self._generation else (s.kind, s.rows)
 
     def _check(self, view: IndexView) -> None:
         if view.generation != self._generation:
