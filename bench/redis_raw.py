@@ -15,7 +15,7 @@ import redis
 from _common import machine, print_table, private_redis, write_result
 
 LUA = Path(interest_server.__file__).parent / "lua" / "apply_events.lua"
-GUARD = "if version ~= tonumber(ARGV[1]) then\n  return -1\nend\n"
+GUARD = "if version ~= tonumber(ARGV[1]) or epoch ~= ARGV[tail + 2] then\n  return {-1}\nend\n"
 VEC = b"\x00" * (384 * 4)
 WINDOW_ENTRY = '{"e":"%s","i":"s%d","t":2,"v":null,"ts":1795000000000}'
 
@@ -37,7 +37,7 @@ def evalsha_command(sha: str) -> list[str]:
     now = int(time.time() * 1000)
     return ["EVALSHA", sha, "6", *keys, "0", "x" * len(VEC), str(now), "model", "50", str(now),
             str(now - 86_400_000), "1", "e__rand_int__", "f" * 24,
-            WINDOW_ENTRY % ("e1", 1), "s__rand_int__", "0"]
+            WINDOW_ENTRY % ("e1", 1), "s__rand_int__", "0", "", "ep", "0"]
 
 
 def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) -> dict[str, Any]:
@@ -64,14 +64,14 @@ def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) ->
                                len(evs)]
             for e in evs:
                 args += [f"e{e}", "f" * 24, WINDOW_ENTRY % (f"e{e}", e % 1000), f"s{e % 1000}"]
-            args.append(0)
+            args += [0, "ep" if u in version else "", "ep", 0]  # ttl, epochs, check_ids
             keys = [f"{tag}:{{{u}}}:{k}" for k in ("state", "win", "seen", "ids", "idt", "c")]
             script(keys=keys, args=args, client=pipe)
             version[u] = version.get(u, 0) + 1
         for e in range(b, min(b + batch, events)):
             pipe.zincrby("py:pop", 1.0, f"s{e % 1000}")
         replies = pipe.execute()
-        assert all(int(r) >= 0 for r in replies[: len(by_user)]), "version guard refused"
+        assert all(int(r[0]) >= 0 for r in replies[: len(by_user)]), "version guard refused"
     elapsed = time.perf_counter() - t0
     return {"events_per_s": events / elapsed, "events": events, "batch": batch, "users": users}
 

@@ -19,7 +19,7 @@ from .interest_model import DecayedAverageModel, InterestFunction
 from .item_index import CatalogItem, ItemIndex, StaleView, embedding_text
 from .keys import DEFAULT_KEYS, KeySpace
 from .ranking import Ranker, RankOptions, RankResult, RecentItem
-from .user_store import UserSnapshot, UserStore
+from .user_store import UserSnapshot, UserStateCache, UserStore
 from .watch import ChangeNotifier
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class InterestEngine:
 
     def __init__(self, settings: Settings, client: redis.Redis, encoder: Encoder,
                  rewrite: Callable[[str], list[ConceptPhrase]] | None = None,
-                 keys: KeySpace = DEFAULT_KEYS) -> None:
+                 keys: KeySpace = DEFAULT_KEYS, state_cache: UserStateCache | None = None
+                 ) -> None:
         self.settings = settings
         self.keys = keys
         self.redis = client
@@ -82,7 +83,8 @@ class InterestEngine:
         self.model = load_interest_function(settings, encoder, self._item_vector)
         self.users = UserStore(client, self.model, settings.window_size, settings.dedupe_ttl_s,
                                settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s,
-                               keys=keys)
+                               keys=keys, cache=state_cache if state_cache is not None
+                               else UserStateCache(settings.user_cache_size))
         self.catalog = CatalogStore(client, settings.catalog_stream_maxlen, keys)
         behaviour_embed = getattr(self.model, "item_matrix", None)
         self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts,
@@ -100,9 +102,9 @@ class InterestEngine:
     def start(self) -> None:
         """Load the catalog and follow its changes."""
         self.follower.load()
+        self.index.build_scanner()  # before SERVING, so the first requests are fast too
         self.follower.start()
 
-        self.index.build_scanner()  # before SERVING, so the first requests are fast too
     def stop(self) -> None:
         """Stop background work."""
         self.follower.stop()

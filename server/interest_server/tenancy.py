@@ -22,6 +22,7 @@ from .config import Settings
 from .engine import Encoder, InterestEngine
 from .errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
 from .keys import DEFAULT_TENANT, TENANT_PATTERN, KeySpace
+from .user_store import UserStateCache
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,10 @@ class TenantEngines:
     def __init__(self, settings: Settings, client: redis.Redis, encoder: Encoder,
                  rewrite: Callable[[str], list[ConceptPhrase]] | None = None) -> None:
         self.settings = settings
+        self.state_cache = UserStateCache(settings.user_cache_size)  # one bound for all tenants
         self._make = lambda tenant: InterestEngine(settings, client, encoder, rewrite,
-                                                   keys=KeySpace(tenant))
+                                                   keys=KeySpace(tenant),
+                                                   state_cache=self.state_cache)
         self._engines: dict[str, InterestEngine] = {DEFAULT_TENANT: self._make(DEFAULT_TENANT)}
         self._lock = threading.Lock()
         self._stopped = False

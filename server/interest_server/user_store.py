@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,15 +69,71 @@ class _Pending:
     indices: list[int]
 
 
+@dataclass(frozen=True)
+class CachedState:
+    """What this process last wrote for a user: enough to write the next events without reading
+    first. The write script checks (version, epoch) against Redis, so a stale entry costs one
+    round trip and a re-read, never a lost update."""
+
+    version: int
+    epoch: str
+    accumulator: np.ndarray
+    t_ref: int
+
+
+class UserStateCache:
+    """A bounded LRU of CachedState, shared by the tenants of a process (keys are full Redis
+    keys, so tenants never collide). Thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, CachedState] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> CachedState | None:
+        """The entry for a user's state key, or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: str, entry: CachedState) -> None:
+        """Remember an entry, evicting the least recently used beyond capacity."""
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        """Forget a user (its state changed in a way this process did not compute)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class UserStore:
     """Reads and writes user state. Every write is one Lua script guarded by the state version,
     so two server processes writing the same user never lose each other's updates."""
 
     def __init__(self, client: redis.Redis, interest: InterestFunction, window_size: int,
                  dedupe_ttl_s: int, popularity_half_life_s: float, user_ttl_s: int = 0,
-                 keys: KeySpace = DEFAULT_KEYS) -> None:
+                 keys: KeySpace = DEFAULT_KEYS, cache: UserStateCache | None = None) -> None:
         self.redis = client
         self.keys = keys
+        # The write-without-read path needs nothing but the accumulator: a model that reads
+        # the user's recent history (the learned one) always reads first.
+        self.cache = cache if interest.history_length == 0 else None
         self.user_ttl_s = user_ttl_s
         self.interest = interest
         self.model_id = interest.version
@@ -115,25 +174,45 @@ class UserStore:
     def _attempt(self, todo: list[_Pending], events: Sequence[EventRecord],
                  results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
                  received_ms: int, applied_items: list[tuple[str, int]]) -> list[_Pending]:
-        """One optimistic round for the given users; returns the users to retry."""
+        """One optimistic round for the given users; returns the users to retry.
+
+        Users this process wrote last (in the cache) are written without a read: the script
+        checks their (version, epoch) and that no event id is stored yet, and refuses
+        otherwise, which sends the user through the read path on the retry."""
         history_length = self.interest.history_length
         stride = 3 if history_length else 2
+        cached: dict[str, CachedState] = {}
+        if self.cache is not None:
+            for p in todo:
+                entry = self.cache.get(p.keys.state)
+                if entry is not None:
+                    cached[p.user_id] = entry
+        to_read = [p for p in todo if p.user_id not in cached]
         pipe = self.redis.pipeline(transaction=False)
-        for p in todo:
-            pipe.hmget(p.keys.state, "v", "vec", "t", "m")
+        for p in to_read:
+            pipe.hmget(p.keys.state, "v", "vec", "t", "m", "e")
             pipe.hmget(p.keys.event_ids, [events[i].event_id for i in p.indices])
             if history_length:
                 pipe.lrange(p.keys.window, 0, history_length - 1)
-        replies = pipe.execute()
+        replies = pipe.execute() if to_read else []
+        read_at = {p.user_id: n for n, p in enumerate(to_read)}
 
-        writes: list[tuple[_Pending, list[int], list[int]]] = []  # (user, new idx, dup idx)
+        writes: list[tuple[_Pending, list[int], list[int], np.ndarray, int]] = []
         batch = ScriptBatch(self.redis, self._apply)
-        for n, p in enumerate(todo):
-            (raw_v, raw_vec, raw_t, raw_m), stored_fps = (replies[stride * n],
-                                                          replies[stride * n + 1])
-            version = int(raw_v or 0)
-            known = {events[i].event_id: fp.decode() for i, fp in zip(p.indices, stored_fps,
-                                                                       strict=True) if fp}
+        for p in todo:
+            entry = cached.get(p.user_id)
+            if entry is not None:
+                version, epoch = entry.version, entry.epoch
+                acc, t_ref, raw_m = entry.accumulator, entry.t_ref, self.model_id.encode()
+                known: dict[str, str] = {}
+            else:
+                n = read_at[p.user_id]
+                (raw_v, raw_vec, raw_t, raw_m, raw_e), stored_fps = (replies[stride * n],
+                                                                     replies[stride * n + 1])
+                version, epoch = int(raw_v or 0), (raw_e or b"").decode()
+                acc, t_ref = unpack_vector(raw_vec), int(raw_t or 0)
+                known = {events[i].event_id: fp.decode()
+                         for i, fp in zip(p.indices, stored_fps, strict=True) if fp}
             new_idx, dup_idx = [], []
             for i in p.indices:
                 ev = events[i]
@@ -152,8 +231,6 @@ class UserStore:
                     results[i] = EventResult(Outcome.DUPLICATE, version)
                 self._fix_conflict_versions(p, results, version)
                 continue
-            acc = unpack_vector(raw_vec)
-            t_ref = int(raw_t or 0)
             if acc is not None and (raw_m or b"").decode() != self.model_id:
                 # Vectors of another model live in another space: start the accumulator over.
                 log.warning("user %s: interest vector from another model, restarting it",
@@ -165,7 +242,7 @@ class UserStore:
                                   events[i].type) for i in new_idx]
             history = [] if not history_length else [
                 HistoryEntry(e["i"], EventType(e["t"]), e["ts"])
-                for e in map(json.loads, reversed(replies[stride * n + 2]))]
+                for e in map(json.loads, reversed(replies[stride * read_at[p.user_id] + 2]))]
             acc, t_ref = self.interest.update(acc, t_ref, history, items)
             args: list[bytes | str | int] = [
                 version, pack_vector(acc), t_ref, self.model_id, self.window_size, received_ms,
@@ -174,20 +251,26 @@ class UserStore:
                 ev = events[i]
                 args += [ev.event_id, ev.fingerprint(),
                          ev.window_entry(ev.timestamp_ms or received_ms), ev.item_id]
-            args.append(self.user_ttl_s)
+            args += [self.user_ttl_s, epoch, uuid.uuid4().hex[:16], 1 if entry else 0]
             batch.add(p.keys.all(), args)
-            writes.append((p, new_idx, dup_idx))
+            writes.append((p, new_idx, dup_idx, acc, t_ref))
         if not writes:
             return []
         check_waiting()  # a caller that gave up while we read must see no late write
         retry = []
-        for (p, new_idx, dup_idx), new_version in zip(writes, batch.execute(), strict=True):
-            new_version = int(new_version)
-            if new_version < 0:
+        for (p, new_idx, dup_idx, acc, t_ref), reply in zip(writes, batch.execute(),
+                                                            strict=True):
+            new_version = int(reply[0])
+            if new_version < 0:  # moved, or an id is stored already: re-read and retry
+                if self.cache is not None:
+                    self.cache.discard(p.keys.state)
                 for i in p.indices:
                     results[i] = None
                 retry.append(p)
                 continue
+            if self.cache is not None:
+                self.cache.put(p.keys.state, CachedState(
+                    new_version, reply[1].decode(), unpack_vector(pack_vector(acc)), t_ref))
             for i in new_idx:
                 results[i] = EventResult(Outcome.APPLIED, new_version)
                 applied_items.append((events[i].item_id, events[i].timestamp_ms or received_ms))
@@ -236,12 +319,17 @@ class UserStore:
                 else:
                     pipe.persist(key)
 
+        if self.cache is not None:  # the version moves under the cached entry
+            self.cache.discard(keys.state)
         result = self.redis.transaction(txn, keys.concepts, keys.state)
         return int(result[1])
 
     def delete_user(self, user_id: str) -> int:
         """Erase every key of the user; returns how many existed."""
-        return int(self.redis.delete(*self.keys.user(user_id).all()))
+        keys = self.keys.user(user_id)
+        if self.cache is not None:
+            self.cache.discard(keys.state)
+        return int(self.redis.delete(*keys.all()))
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -267,4 +355,5 @@ class UserStore:
         return [(item.decode(), float(score)) for item, score in rows]
 
 
-__all__ = ["UserStore", "UserSnapshot", "pack_vector", "unpack_vector", "now_ms"]
+__all__ = ["CachedState", "UserStateCache", "UserStore", "UserSnapshot", "pack_vector",
+           "unpack_vector", "now_ms"]

@@ -116,3 +116,39 @@ def test_restart_rebuilds_the_index_without_re_embedding(redis_client, redis_ser
             second.stop(grace_s=0.5)
     finally:
         encoder.embed = original  # type: ignore[method-assign]
+
+
+def test_a_cached_user_state_never_overwrites_a_re_created_user(redis_client, redis_server,
+                                                                encoder) -> None:  # noqa: ANN001
+    """A writes a user and remembers (version 2); B deletes the user and writes two other
+    events, so the user is at version 2 again. A's next write must not build on what it
+    remembers: the epoch of the state tells the two version-2 users apart."""
+    a = create_server(settings_for(redis_server), encoder=encoder)
+    b = create_server(settings_for(redis_server), encoder=encoder)
+    try:
+        with grpc.insecure_channel(a.target) as ch_a, grpc.insecure_channel(b.target) as ch_b:
+            sa, sb = (interest_pb2_grpc.InterestServiceStub(c) for c in (ch_a, ch_b))
+            sa.UpsertItems(iter([pb.UpsertItemsRequest(items=catalog_items())]), timeout=60)
+
+            def ingest(stub, user: str, evs: list[tuple[str, str, int]]) -> pb.EventBatchAck:  # noqa: ANN001
+                return stub.IngestEvents(pb.EventBatch(events=[
+                    event(eid, user, item, ts=ts) for eid, item, ts in evs]), timeout=10)
+
+            for eid, item, ts in (("e1", "1", 1_000), ("e2", "2", 2_000)):
+                assert ingest(sa, "ann", [(eid, item, ts)]).acks[0].user_version in (1, 2)
+            assert a.engine.users.cache is not None and len(a.engine.users.cache) >= 1
+            sb.DeleteUser(pb.DeleteUserRequest(user_id="ann"), timeout=10)
+            for eid, item, ts in (("f1", "13", 1_500), ("f2", "14", 2_500)):
+                ingest(sb, "ann", [(eid, item, ts)])
+            ack = ingest(sa, "ann", [("e3", "15", 3_000)])
+            assert ack.acks[0].status == pb.ACK_STATUS_APPLIED and ack.acks[0].user_version == 3
+
+            ingest(sb, "ref", [("f1", "13", 1_500), ("f2", "14", 2_500), ("e3", "15", 3_000)])
+            got, want = (sb.GetUserState(pb.GetUserStateRequest(user_id=u, include_vector=True),
+                                         timeout=10) for u in ("ann", "ref"))
+            assert got.event_count == 3
+            assert [e.event_id for e in got.recent_events] == ["e3", "f2", "f1"]
+            np.testing.assert_allclose(got.interest_vector, want.interest_vector, atol=1e-6)
+    finally:
+        a.stop(grace_s=0.5)
+        b.stop(grace_s=0.5)

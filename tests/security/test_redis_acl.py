@@ -28,7 +28,7 @@ PASSWORD = "acl-pw-7c1d9e"
 # AUTH and HELLO need no permission. The Lua script's own commands are checked too.
 COMMANDS = [
     "ping", "evalsha", "script|load", "script|exists", "multi", "exec", "watch", "unwatch",
-    "get", "set", "del", "hget", "hgetall", "hmget", "hset", "hincrby", "hdel",
+    "get", "set", "del", "hget", "hgetall", "hmget", "hset", "hincrby", "hdel", "hexists",
     "lpush", "lrange", "ltrim", "sadd", "srem", "smembers", "sscan",
     "zadd", "zrem", "zincrby", "zrangebyscore", "zrevrange", "xadd", "xread", "xrevrange",
     "expire", "persist", "pttl", "publish", "subscribe", "unsubscribe",
