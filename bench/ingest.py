@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import random
 import threading
 import time
@@ -35,7 +36,7 @@ ECHO_POOL = 100_000
 
 
 def build_batches(size: int, events: int, users: int, items: list[str], tag: str,
-                  seed: int) -> list[bytes]:
+                  seed: int, user_prefix: str = "u") -> list[bytes]:
     """Serialised EventBatch messages of distinct events (built before the clock starts, so
     client-side message building is not part of either server's figure)."""
     rng = random.Random(seed)
@@ -43,7 +44,8 @@ def build_batches(size: int, events: int, users: int, items: list[str], tag: str
     for b in range(max(1, events // size)):
         batch = pb.EventBatch(batch_id=f"{tag}-{b}")
         for j in range(size):
-            batch.events.add(event_id=f"{tag}{b}.{j}", user_id=f"u{rng.randrange(users)}",
+            batch.events.add(event_id=f"{tag}{b}.{j}",
+                             user_id=f"{user_prefix}{rng.randrange(users)}",
                              item_id=items[rng.randrange(len(items))],
                              type=TYPES[rng.randrange(len(TYPES))])
         out.append(batch.SerializeToString())
@@ -123,6 +125,9 @@ def main() -> None:
     parser.add_argument("--profile", type=float, default=0.0,
                         help="py-spy the real server for this many seconds at 100 events/msg")
     parser.add_argument("--tag", default="", help="results/ingest_<tag>.json instead")
+    parser.add_argument("--compare-cache", action="store_true",
+                        help="also drive a server with --user-cache-size 0 (read before every "
+                        "write), interleaved with the default one")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = machine()
@@ -130,14 +135,23 @@ def main() -> None:
                                "streams": args.streams, "runs": {}}
     with private_redis() as (redis_server, client):
         items = store_synthetic_catalog(client, unit_vectors(args.items), default_model_id())
-        with ServerProcess("echo") as echo, ServerProcess("real", redis_server.url) as real:
+        with contextlib.ExitStack() as stack:
+            echo = stack.enter_context(ServerProcess("echo"))
+            real = stack.enter_context(ServerProcess("real", redis_server.url))
+            servers = [("echo", echo), ("real", real)]
+            if args.compare_cache:  # run before the default one: first in line pays warm-up
+                servers.insert(1, ("nocache", stack.enter_context(ServerProcess(
+                    "real", redis_server.url, "--user-cache-size", "0"))))
             for size in sizes:
                 cap = int(args.duration * RATE_CAP.get(size, 80_000))
                 per_stream = max(size, cap // args.streams)
                 row: dict[str, Any] = {}
-                for kind, server in (("echo", echo), ("real", real)):
+                for kind, server in servers:
                     n = min(per_stream, ECHO_POOL) if kind == "echo" else per_stream
-                    pools = [build_batches(size, n, args.users, items, f"{kind}{size}s{s}", s)
+                    # Each real server writes its own users: one server's writes would make the
+                    # other's cached states stale, which is not what a server sees alone.
+                    pools = [build_batches(size, n, args.users, items, f"{kind}{size}s{s}", s,
+                                           user_prefix=kind[0])
                              for s in range(args.streams)]
                     prof = (profile_pyspy.start(server.pid, args.profile, f"ingest_b{size}")
                             if kind == "real" and size == 100 and args.profile else None)
@@ -146,9 +160,14 @@ def main() -> None:
                     if prof is not None:
                         row["profile"] = profile_pyspy.finish(prof)
                 row["ratio_events"] = row["real"]["events_per_s"] / row["echo"]["events_per_s"]
+                if "nocache" in row:
+                    row["ratio_cache"] = (row["real"]["events_per_s"]
+                                          / row["nocache"]["events_per_s"])
                 results["runs"][str(size)] = row
                 print(f"  {size}/msg: echo {row['echo']['events_per_s']:,.0f} ev/s, real "
-                      f"{row['real']['events_per_s']:,.0f} ev/s", flush=True)
+                      f"{row['real']['events_per_s']:,.0f} ev/s" + (
+                          f", no cache {row['nocache']['events_per_s']:,.0f} ev/s"
+                          if "nocache" in row else ""), flush=True)
         results["raw_redis"] = redis_raw.measure(client, redis_server.port, args.redis_n,
                                                  max(5_000, args.redis_n // 5))
     report(results)
