@@ -171,6 +171,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         tenants.start()
         hub.start()
         metrics.bind_engine(engine)
+        metrics.bind_tenants(tenants)
         metrics_http = metrics.serve(settings)
     except BaseException:
         if embedded is not None:

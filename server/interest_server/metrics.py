@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import redis
-from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import logs, tracing
 from .events import EventResult
@@ -24,6 +25,7 @@ from .events import EventResult
 if TYPE_CHECKING:
     from .config import Settings
     from .engine import InterestEngine
+    from .tenancy import TenantEngines
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,35 @@ MODEL = Info("interest_model", "The text encoder and the interest model this ser
 WATCH_PUSHES = Counter("interest_watch_pushes", "Lists pushed on WatchRecommendations streams")
 WATCH_NOTIFICATIONS = Counter("interest_watch_notifications",
                               "User-change messages the watch subscriber received")
+
+
+class _TenantCollector:
+    """Tenants and the user-state cache of the bound server, read at scrape time (the cache
+    counts its own lookups, so the write path pays no metric call)."""
+
+    def __init__(self) -> None:
+        self.tenants: Callable[[], TenantEngines | None] = lambda: None
+
+    def collect(self) -> Iterator[Any]:
+        tenants = self.tenants()
+        if tenants is None:
+            return
+        yield GaugeMetricFamily("interest_tenants", "Tenants with an engine in this process",
+                                value=len(tenants.all()))
+        cache = tenants.state_cache
+        yield GaugeMetricFamily("interest_user_state_cache_entries",
+                                "Users whose last written state this process remembers",
+                                value=len(cache))
+        lookups = CounterMetricFamily(
+            "interest_user_state_cache_lookups", "Event writes that found the user's state "
+            "cached (hit: no read first) or not (miss)", labels=["result"])
+        lookups.add_metric(["hit"], cache.hits)
+        lookups.add_metric(["miss"], cache.misses)
+        yield lookups
+
+
+_TENANTS = _TenantCollector()
+REGISTRY.register(_TENANTS)
 
 
 def count_events(results: Sequence[EventResult]) -> None:
@@ -84,6 +115,12 @@ def bind_engine(engine: InterestEngine) -> None:
     INDEX_ITEMS.set_function(items)
     MODEL.info({"encoder": engine.encoder.model_id,
                 "interest_model": str(getattr(engine.model, "version", ""))})
+
+
+def bind_tenants(tenants: TenantEngines) -> None:
+    """Report this process's tenants and user-state cache."""
+    ref = weakref.ref(tenants)
+    _TENANTS.tenants = ref
 
 
 class MetricsEndpoint:

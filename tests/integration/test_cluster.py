@@ -42,6 +42,7 @@ from .test_service import (  # noqa: F401 - collected here, against the cluster
     test_stream_events_acks_each_batch_in_order,
     test_upsert_and_delete_items,
 )
+from .test_tenants import test_tenants_are_isolated  # noqa: F401
 from .test_watch import test_pushes_the_list_at_once_and_on_every_change  # noqa: F401
 
 PRIMARIES = 3
@@ -84,6 +85,23 @@ def server(redis_client: RedisCluster, redis_cluster: EmbeddedRedisCluster,
     try:
         yield running
     finally:
+        running.stop(grace_s=0.5)
+
+
+@pytest.fixture
+def make_server(redis_client: RedisCluster, redis_cluster: EmbeddedRedisCluster,
+                encoder: TextEncoder) -> Iterator:
+    """Servers on the cluster (for the tenant test)."""
+    started: list[RunningServer] = []
+
+    def make(**overrides: object) -> RunningServer:
+        running = create_server(settings_for(redis_cluster.url, redis_cluster=True,
+                                             **overrides), encoder=encoder)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
         running.stop(grace_s=0.5)
 
 

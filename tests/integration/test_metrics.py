@@ -110,6 +110,14 @@ def test_counters_move_by_exactly_the_traffic(metered: tuple[RunningServer, int]
     assert during[streams] == before.get(streams, 0.0) + 1
     assert after[streams] == before.get(streams, 0.0)
     assert after[sample("interest_index_items")] == 30
+    # User "m": its first batch reads (miss); the second is tried without a read (hit), the
+    # script finds e1 stored, and the retry reads (miss) to tell the duplicate.
+    lookups = "interest_user_state_cache_lookups_total"
+    assert delta(sample(lookups, result="hit")) == 1
+    assert delta(sample(lookups, result="miss")) == 2
+    # ... and that retry wrote nothing (a duplicate), so "m" is no longer remembered.
+    assert after[sample("interest_user_state_cache_entries")] == 0
+    assert after[sample("interest_tenants")] == 1
     model = running.engine.encoder.model_id
     assert after[sample("interest_model_info", encoder=model,
                         interest_model=running.engine.model.version)] == 1
