@@ -126,8 +126,8 @@ def main() -> None:
                         help="py-spy the real server for this many seconds at 100 events/msg")
     parser.add_argument("--tag", default="", help="results/ingest_<tag>.json instead")
     parser.add_argument("--compare-cache", action="store_true",
-                        help="also drive a server with --user-cache-size 0 (read before every "
-                        "write), interleaved with the default one")
+                        help="run the real server with --user-cache-size 20000 and also drive "
+                        "one with the default 0 (read before every write), one after the other")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = machine()
@@ -137,7 +137,9 @@ def main() -> None:
         items = store_synthetic_catalog(client, unit_vectors(args.items), default_model_id())
         with contextlib.ExitStack() as stack:
             echo = stack.enter_context(ServerProcess("echo"))
-            real = stack.enter_context(ServerProcess("real", redis_server.url))
+            real = stack.enter_context(ServerProcess(
+                "real", redis_server.url,
+                *(("--user-cache-size", "20000") if args.compare_cache else ())))
             servers = [("echo", echo), ("real", real)]
             if args.compare_cache:  # run before the default one: first in line pays warm-up
                 servers.insert(1, ("nocache", stack.enter_context(ServerProcess(

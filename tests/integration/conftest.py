@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,10 +78,23 @@ def settings_for(redis_url: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def server(redis_client: redis.Redis, redis_server: str,
-           encoder: TextEncoder) -> Iterator[RunningServer]:
+def server_overrides() -> dict[str, object]:
+    """Settings every server of a test gets (a module overrides it, e.g. for a cluster)."""
+    return {}
+
+
+@pytest.fixture
+def server_args(server_overrides: dict[str, object]) -> tuple[str, ...]:
+    """The same settings as `interest-server serve` flags, for server processes."""
+    return tuple(arg for name, value in server_overrides.items()
+                 for arg in ("--" + name.replace("_", "-"), str(value)))
+
+
+@pytest.fixture
+def server(redis_client: redis.Redis, redis_server: str, encoder: TextEncoder,
+           server_overrides: dict[str, object]) -> Iterator[RunningServer]:
     """A started server on an empty Redis."""
-    running = create_server(settings_for(redis_server), encoder=encoder)
+    running = create_server(settings_for(redis_server, **server_overrides), encoder=encoder)
     try:
         yield running
     finally:
@@ -154,3 +168,39 @@ def start_server_process(redis_url: str, timeout_s: float = 120.0,
             return ServerProcess(proc, int(match.group(1)))
     proc.kill()
     raise RuntimeError("server process did not start:\n" + "".join(lines[-30:]))
+
+
+@pytest.fixture
+def two_servers(redis_client: redis.Redis, redis_server: str, server_args: tuple[str, ...]
+                ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two `interest-server serve` processes on the test's Redis, started in parallel."""
+    procs: list[ServerProcess] = []
+    threads = [threading.Thread(target=lambda: procs.append(
+        start_server_process(redis_server, extra_args=server_args))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(procs) == 2, "both server processes must start"
+        yield procs[0], procs[1]
+    finally:
+        for p in procs:
+            p.stop()
+
+
+@pytest.fixture
+def make_server(redis_client: redis.Redis, redis_server: str, encoder: TextEncoder,
+                server_overrides: dict[str, object]) -> Iterator:
+    """Start servers on the test's Redis with extra settings: make(max_tenants=3)."""
+    started: list[RunningServer] = []
+
+    def make(**overrides: object) -> RunningServer:
+        running = create_server(settings_for(redis_server, **server_overrides, **overrides),
+                                encoder=encoder)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop(grace_s=0.5)

@@ -1,9 +1,10 @@
 """The service against a real 3-primary Redis Cluster (redis-server processes on loopback).
 
 The core flows of the integration suite run here unchanged: their test functions are imported
-from the standalone modules, and this module's `redis_client` and `server` fixtures put them on
-the cluster. Cluster-specific checks follow: users spread over every primary, each user's keys
-on one slot, and two server processes sharing the cluster.
+from the standalone modules, and this module's `redis_server`, `redis_client` and
+`server_overrides` fixtures put them (and the shared server fixtures) on the cluster.
+Cluster-specific checks follow: users spread over every primary, each user's keys on one slot,
+concurrent writers, catalog propagation, and a primary going down and coming back.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from interest_server.keys import user_keys
 from interest_server.redis_launcher import EmbeddedRedisCluster
 from redis.cluster import RedisCluster
 
-from .conftest import ServerProcess, catalog_items, event, settings_for, start_server_process
+from .conftest import catalog_items, event, settings_for
 from .test_replicas import test_two_processes_share_state  # noqa: F401
 from .test_service import (  # noqa: F401 - collected here, against the cluster
     test_concepts_alone_lead_a_user_without_behaviour,
@@ -77,32 +78,10 @@ def redis_client(redis_cluster: EmbeddedRedisCluster) -> Iterator[RedisCluster]:
 
 
 @pytest.fixture
-def server(redis_client: RedisCluster, redis_cluster: EmbeddedRedisCluster,
-           encoder: TextEncoder) -> Iterator[RunningServer]:
-    """A started server on the empty cluster."""
-    running = create_server(settings_for(redis_cluster.url, redis_cluster=True),
-                            encoder=encoder)
-    try:
-        yield running
-    finally:
-        running.stop(grace_s=0.5)
-
-
-@pytest.fixture
-def make_server(redis_client: RedisCluster, redis_cluster: EmbeddedRedisCluster,
-                encoder: TextEncoder) -> Iterator:
-    """Servers on the cluster (for the tenant test)."""
-    started: list[RunningServer] = []
-
-    def make(**overrides: object) -> RunningServer:
-        running = create_server(settings_for(redis_cluster.url, redis_cluster=True,
-                                             **overrides), encoder=encoder)
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        running.stop(grace_s=0.5)
+def server_overrides() -> dict[str, object]:
+    """Every server of this module (the shared `server`, `make_server` and `two_servers`
+    fixtures) runs against the cluster."""
+    return {"redis_cluster": True}
 
 
 @pytest.fixture(autouse=True)
@@ -111,29 +90,6 @@ def _catalog_for_service_tests(request: pytest.FixtureRequest) -> None:
     travel with an imported function): do the same for them here."""
     if request.function.__module__.endswith(".test_service"):
         request.getfixturevalue("catalog")
-
-
-@pytest.fixture
-def two_servers(redis_client: RedisCluster, redis_cluster: EmbeddedRedisCluster
-                ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Two `interest-server serve` processes on the cluster (for the replica test)."""
-    procs: list[ServerProcess] = []
-
-    def start() -> None:
-        procs.append(start_server_process(redis_cluster.url, extra_args=("--redis-cluster",
-                                                                          "true")))
-
-    threads = [threading.Thread(target=start) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    try:
-        assert len(procs) == 2, "both server processes must start"
-        yield procs[0], procs[1]
-    finally:
-        for p in procs:
-            p.stop()
 
 
 def test_cluster_is_three_primaries(redis_client: RedisCluster) -> None:

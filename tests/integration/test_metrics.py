@@ -39,7 +39,8 @@ def sample(name: str, **labels: str) -> Sample:
 def metered(redis_client: redis.Redis, redis_server: str,
             encoder: TextEncoder) -> Iterator[tuple[RunningServer, int]]:
     port = free_port()
-    running = create_server(settings_for(redis_server, metrics_port=port), encoder=encoder)
+    running = create_server(settings_for(redis_server, metrics_port=port, user_cache_size=100),
+                            encoder=encoder)
     try:
         yield running, port
     finally:

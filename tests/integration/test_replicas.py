@@ -5,33 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import grpc
 import numpy as np
-import pytest
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server.app import create_server
 
-from .conftest import ServerProcess, catalog_items, event, settings_for, start_server_process
-
-
-@pytest.fixture
-def two_servers(redis_client, redis_server) -> Iterator[tuple[ServerProcess, ServerProcess]]:  # noqa: ANN001
-    procs: list[ServerProcess] = []
-    threads = [threading.Thread(target=lambda: procs.append(start_server_process(redis_server)))
-               for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    try:
-        assert len(procs) == 2, "both server processes must start"
-        yield procs[0], procs[1]
-    finally:
-        for p in procs:
-            p.stop()
+from .conftest import catalog_items, event, settings_for
 
 
 def _stub(target: str) -> interest_pb2_grpc.InterestServiceStub:
@@ -123,8 +104,8 @@ def test_a_cached_user_state_never_overwrites_a_re_created_user(redis_client, re
     """A writes a user and remembers (version 2); B deletes the user and writes two other
     events, so the user is at version 2 again. A's next write must not build on what it
     remembers: the epoch of the state tells the two version-2 users apart."""
-    a = create_server(settings_for(redis_server), encoder=encoder)
-    b = create_server(settings_for(redis_server), encoder=encoder)
+    a = create_server(settings_for(redis_server, user_cache_size=1000), encoder=encoder)
+    b = create_server(settings_for(redis_server, user_cache_size=1000), encoder=encoder)
     try:
         with grpc.insecure_channel(a.target) as ch_a, grpc.insecure_channel(b.target) as ch_b:
             sa, sb = (interest_pb2_grpc.InterestServiceStub(c) for c in (ch_a, ch_b))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -11,10 +10,8 @@ import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_client import InterestClient
-from interest_server.app import RunningServer, create_server
-from interest_server.encoder import TextEncoder
 
-from .conftest import MOVIES, catalog_items, event, settings_for
+from .conftest import MOVIES, catalog_items, event
 
 Stub = interest_pb2_grpc.InterestServiceStub
 ACME = [i for i in catalog_items() if int(i.item_id) <= 15]  # ids 1-15
@@ -40,21 +37,6 @@ def upsert(stub: Stub, items: list[pb.Item], **kw: str) -> pb.UpsertItemsRespons
 
 def texts(resp: pb.RecommendResponse) -> set[str]:
     return {i.text for i in resp.items}
-
-
-@pytest.fixture
-def make_server(redis_client: redis.Redis, redis_server: str,
-                encoder: TextEncoder) -> Iterator:
-    started: list[RunningServer] = []
-
-    def make(**overrides: object) -> RunningServer:
-        running = create_server(settings_for(redis_server, **overrides), encoder=encoder)
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        running.stop(grace_s=0.5)
 
 
 def test_tenants_are_isolated(make_server, redis_client: redis.Redis) -> None:  # noqa: ANN001
