@@ -58,8 +58,15 @@ class _TenantCollector:
         tenants = self.tenants()
         if tenants is None:
             return
+        engines = tenants.by_tenant()
         yield GaugeMetricFamily("interest_tenants", "Tenants with an engine in this process",
-                                value=len(tenants.all()))
+                                value=len(engines))
+        items = GaugeMetricFamily("interest_tenant_index_items",
+                                  "Items in this process's item index of each tenant",
+                                  labels=["tenant"])
+        for name, engine in engines.items():
+            items.add_metric([name], engine.catalog_size())
+        yield items
         cache = tenants.state_cache
         yield GaugeMetricFamily("interest_user_state_cache_entries",
                                 "Users whose last written state this process remembers",

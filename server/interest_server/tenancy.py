@@ -124,6 +124,10 @@ class TenantEngines:
         """Every engine created so far."""
         return list(self._engines.values())
 
+    def by_tenant(self) -> dict[str, InterestEngine]:
+        """Every engine created so far, by tenant name."""
+        return dict(self._engines)
+
     def stop(self) -> None:
         """Stop every engine's background work."""
         with self._lock:

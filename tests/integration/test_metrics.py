@@ -73,6 +73,9 @@ def test_counters_move_by_exactly_the_traffic(metered: tuple[RunningServer, int]
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         monkeypatch.undo()
 
+        stub.UpsertItems(iter([pb.UpsertItemsRequest(items=catalog_items()[:2])]), timeout=60,
+                         metadata=(("x-tenant-id", "acme"),))
+
         watch = stub.WatchRecommendations(pb.WatchRecommendationsRequest(user_id="quiet"),
                                           timeout=30)
         next(watch)
@@ -118,7 +121,9 @@ def test_counters_move_by_exactly_the_traffic(metered: tuple[RunningServer, int]
     assert delta(sample(lookups, result="miss")) == 2
     # ... and that retry wrote nothing (a duplicate), so "m" is no longer remembered.
     assert after[sample("interest_user_state_cache_entries")] == 0
-    assert after[sample("interest_tenants")] == 1
+    assert after[sample("interest_tenants")] == 2
+    assert after[sample("interest_tenant_index_items", tenant="default")] == 30
+    assert after[sample("interest_tenant_index_items", tenant="acme")] == 2
     model = running.engine.encoder.model_id
     assert after[sample("interest_model_info", encoder=model,
                         interest_model=running.engine.model.version)] == 1
