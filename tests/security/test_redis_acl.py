@@ -15,7 +15,7 @@ import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server.encoder import TextEncoder
-from interest_server.redis_launcher import find_redis_server, free_port
+from interest_server.redis_launcher import EmbeddedRedisCluster, find_redis_server, free_port
 
 from ..integration.conftest import event
 from .conftest import Certs, start_server, upsert_catalog
@@ -33,6 +33,9 @@ COMMANDS = [
     "zadd", "zrem", "zincrby", "zrangebyscore", "zrevrange", "xadd", "xread", "xrevrange",
     "expire", "persist", "pttl", "publish", "subscribe", "unsubscribe",
 ]
+CLUSTER_COMMANDS = ["cluster|slots", "command"]
+"""What redis-py's cluster client sends besides: the slot map, and the command table it routes
+keys with (checked by test_every_flow_works_under_the_restricted_user_on_a_cluster)."""
 CHANNEL_PATTERNS = ["u:*"]  # user-change notifications for WatchRecommendations
 KEY_PATTERNS = ["u:*", "item:*", "catalog:*", "pop"]
 
@@ -66,6 +69,37 @@ def denials(admin: redis.Redis) -> list[dict]:
     return [e for e in admin.acl_log() if e.get("username") == USER]
 
 
+def every_flow(stub: interest_pb2_grpc.InterestServiceStub) -> None:
+    """Every RPC the service has, the paths a restricted Redis user must allow."""
+    upsert_catalog(stub)
+    assert stub.Recommend(pb.RecommendRequest(user_id="a"), timeout=30).items
+    watch = stub.WatchRecommendations(pb.WatchRecommendationsRequest(user_id="a"),
+                                      timeout=30)
+    assert next(watch).user_version == 0  # SUBSCRIBE works under the user
+    ack = stub.IngestEvents(pb.EventBatch(events=[event("e1", "a", "1"),
+                                                  event("e2", "a", "2")]), timeout=30)
+    assert ack.applied == 2
+    assert next(watch).user_version == ack.acks[0].user_version  # and PUBLISH
+    watch.cancel()
+    ack = stub.IngestEvents(pb.EventBatch(events=[event("e1", "a", "1"),
+                                                  event("e2", "a", "3")]), timeout=30)
+    assert (ack.duplicates, ack.rejected) == (1, 1)
+    acks = list(stub.StreamEvents(iter([pb.EventBatch(events=[event("e3", "a", "4")])]),
+                                  timeout=30))
+    assert acks[0].applied == 1
+    stub.EncodeInterest(pb.EncodeInterestRequest(
+        user_id="a", text="I love mystery films, I hate romance"), timeout=30)
+    stub.EncodeInterest(pb.EncodeInterestRequest(
+        user_id="a", text="I like comedies", mode=pb.ENCODE_MODE_MERGE), timeout=30)
+    assert stub.Recommend(pb.RecommendRequest(user_id="a", k=5), timeout=30).items
+    state = stub.GetUserState(pb.GetUserStateRequest(user_id="a", include_vector=True),
+                              timeout=30)
+    assert state.event_count == 3 and state.interest_vector
+    assert stub.DeleteItems(pb.DeleteItemsRequest(item_ids=["30"]),
+                            timeout=30).deleted == 1
+    assert stub.DeleteUser(pb.DeleteUserRequest(user_id="a"), timeout=30).keys_deleted
+
+
 @pytest.mark.parametrize("user_ttl_s", [0, 60])
 def test_every_flow_works_under_the_restricted_user(acl_user: redis.Redis, redis_server: str,
                                                     encoder: TextEncoder,
@@ -73,40 +107,40 @@ def test_every_flow_works_under_the_restricted_user(acl_user: redis.Redis, redis
     server = start_server(acl_url(redis_server), encoder, user_ttl_s=user_ttl_s)
     try:
         with grpc.insecure_channel(server.target) as channel:
-            stub = interest_pb2_grpc.InterestServiceStub(channel)
-            upsert_catalog(stub)
-            assert stub.Recommend(pb.RecommendRequest(user_id="a"), timeout=30).items
-            watch = stub.WatchRecommendations(pb.WatchRecommendationsRequest(user_id="a"),
-                                              timeout=30)
-            assert next(watch).user_version == 0  # SUBSCRIBE works under the user
-            ack = stub.IngestEvents(pb.EventBatch(events=[event("e1", "a", "1"),
-                                                          event("e2", "a", "2")]), timeout=30)
-            assert ack.applied == 2
-            assert next(watch).user_version == ack.acks[0].user_version  # and PUBLISH
-            watch.cancel()
-            ack = stub.IngestEvents(pb.EventBatch(events=[event("e1", "a", "1"),
-                                                          event("e2", "a", "3")]), timeout=30)
-            assert (ack.duplicates, ack.rejected) == (1, 1)
-            acks = list(stub.StreamEvents(iter([pb.EventBatch(events=[event("e3", "a", "4")])]),
-                                          timeout=30))
-            assert acks[0].applied == 1
-            stub.EncodeInterest(pb.EncodeInterestRequest(
-                user_id="a", text="I love mystery films, I hate romance"), timeout=30)
-            stub.EncodeInterest(pb.EncodeInterestRequest(
-                user_id="a", text="I like comedies", mode=pb.ENCODE_MODE_MERGE), timeout=30)
-            assert stub.Recommend(pb.RecommendRequest(user_id="a", k=5), timeout=30).items
-            state = stub.GetUserState(pb.GetUserStateRequest(user_id="a", include_vector=True),
-                                      timeout=30)
-            assert state.event_count == 3 and state.interest_vector
-            assert stub.DeleteItems(pb.DeleteItemsRequest(item_ids=["30"]),
-                                    timeout=30).deleted == 1
-            assert stub.DeleteUser(pb.DeleteUserRequest(user_id="a"), timeout=30).keys_deleted
+            every_flow(interest_pb2_grpc.InterestServiceStub(channel))
         time.sleep(1.2)  # the catalog follower's XREAD and the health monitor's PING run too
     finally:
         server.stop(grace_s=0.5)
     # A restart loads the catalog from Redis under the same user.
     start_server(acl_url(redis_server), encoder, user_ttl_s=user_ttl_s).stop(grace_s=0.5)
     assert denials(acl_user) == []
+
+
+def test_every_flow_works_under_the_restricted_user_on_a_cluster(tmp_path: Path,
+                                                                 encoder: TextEncoder) -> None:
+    """The same user on every node of a 3-primary cluster, plus what the cluster client needs
+    to learn the slot map (CLUSTER_COMMANDS)."""
+    with EmbeddedRedisCluster(tmp_path / "cluster", 3) as cluster:
+        admins = [redis.Redis(port=port) for port in cluster.ports]
+        try:
+            for admin in admins:
+                admin.execute_command(
+                    "ACL", "SETUSER", USER, "reset", "on", f">{PASSWORD}", "resetchannels",
+                    *[f"&{p}" for p in CHANNEL_PATTERNS], *[f"~{p}" for p in KEY_PATTERNS],
+                    "-@all", *[f"+{c}" for c in COMMANDS + CLUSTER_COMMANDS])
+                with contextlib.suppress(redis.ResponseError):
+                    admin.execute_command("ACL", "SETUSER", USER, "+client|setinfo")
+            server = start_server(acl_url(cluster.url), encoder, redis_cluster=True)
+            try:
+                with grpc.insecure_channel(server.target) as channel:
+                    every_flow(interest_pb2_grpc.InterestServiceStub(channel))
+                time.sleep(1.2)
+            finally:
+                server.stop(grace_s=0.5)
+            assert [d for admin in admins for d in denials(admin)] == []
+        finally:
+            for admin in admins:
+                admin.close()
 
 
 def test_the_user_can_do_nothing_else(acl_user: redis.Redis, redis_server: str) -> None:
