@@ -255,6 +255,8 @@ def _channel_credentials(credentials: grpc.ChannelCredentials | None, tls: bool,
 
 
 TENANT_HEADER = "x-tenant-id"
+# The server's rule (interest_server.keys.TENANT_PATTERN; the client does not depend on the
+# server package): a bad name fails here, before any call.
 _TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 

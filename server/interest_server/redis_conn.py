@@ -71,9 +71,6 @@ class ScriptBatch:
         """Queue one call."""
         self._calls.append((keys, args))
 
-    def __len__(self) -> int:
-        return len(self._calls)
-
     def execute(self) -> list[Any]:
         """Run every queued call; raises the first error (nothing queued is retried)."""
         calls, self._calls = self._calls, []

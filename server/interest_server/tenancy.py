@@ -81,13 +81,17 @@ class TenantEngines:
     def __init__(self, settings: Settings, client: redis.Redis, encoder: Encoder,
                  rewrite: Callable[[str], list[ConceptPhrase]] | None = None) -> None:
         self.settings = settings
+        self.client = client
+        self.encoder = encoder
+        self.rewrite = rewrite
         self.state_cache = UserStateCache(settings.user_cache_size)  # one bound for all tenants
-        self._make = lambda tenant: InterestEngine(settings, client, encoder, rewrite,
-                                                   keys=KeySpace(tenant),
-                                                   state_cache=self.state_cache)
         self._engines: dict[str, InterestEngine] = {DEFAULT_TENANT: self._make(DEFAULT_TENANT)}
         self._lock = threading.Lock()
         self._stopped = False
+
+    def _make(self, tenant: str) -> InterestEngine:
+        return InterestEngine(self.settings, self.client, self.encoder, self.rewrite,
+                              keys=KeySpace(tenant), state_cache=self.state_cache)
 
     @property
     def default(self) -> InterestEngine:
@@ -119,10 +123,6 @@ class TenantEngines:
             self._engines[tenant] = engine
             log.info("tenant %s: %d items", tenant, engine.catalog_size())
             return engine
-
-    def all(self) -> list[InterestEngine]:
-        """Every engine created so far."""
-        return list(self._engines.values())
 
     def by_tenant(self) -> dict[str, InterestEngine]:
         """Every engine created so far, by tenant name."""

@@ -133,7 +133,8 @@ class UserStore:
         self.keys = keys
         # The write-without-read path needs nothing but the accumulator: a model that reads
         # the user's recent history (the learned one) always reads first.
-        self.cache = cache if interest.history_length == 0 else None
+        self.cache = cache if cache is not None and cache.capacity > 0 and \
+            interest.history_length == 0 else None
         self.user_ttl_s = user_ttl_s
         self.interest = interest
         self.model_id = interest.version
@@ -160,20 +161,23 @@ class UserStore:
             pending.setdefault(ev.user_id, _Pending(ev.user_id, self.keys.user(ev.user_id), []))
             pending[ev.user_id].indices.append(i)
         received_ms = now_ms()
+        fingerprints = [ev.fingerprint() for ev in events]  # once, whatever the retries
         applied_items: list[tuple[str, int]] = []
         todo = list(pending.values())
         for _attempt in range(MAX_CAS_ATTEMPTS):
             if not todo:
                 break
-            todo = self._attempt(todo, events, results, item_vector, received_ms, applied_items)
+            todo = self._attempt(todo, events, fingerprints, results, item_vector, received_ms,
+                                 applied_items)
         if todo:
             raise Aborted(f"{len(todo)} user(s) kept changing concurrently; retry the batch")
         self._bump_popularity(applied_items)
         return [r for r in results if r is not None]
 
     def _attempt(self, todo: list[_Pending], events: Sequence[EventRecord],
-                 results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
-                 received_ms: int, applied_items: list[tuple[str, int]]) -> list[_Pending]:
+                 fingerprints: Sequence[str], results: list[EventResult | None],
+                 item_vector: Callable[[str], np.ndarray], received_ms: int,
+                 applied_items: list[tuple[str, int]]) -> list[_Pending]:
         """One optimistic round for the given users; returns the users to retry.
 
         Users this process wrote last (in the cache) are written without a read: the script
@@ -216,7 +220,7 @@ class UserStore:
             new_idx, dup_idx = [], []
             for i in p.indices:
                 ev = events[i]
-                fp = ev.fingerprint()
+                fp = fingerprints[i]
                 if ev.event_id not in known:
                     known[ev.event_id] = fp
                     new_idx.append(i)
@@ -249,7 +253,7 @@ class UserStore:
                 received_ms - self.dedupe_ttl_ms, len(new_idx)]
             for i in new_idx:
                 ev = events[i]
-                args += [ev.event_id, ev.fingerprint(),
+                args += [ev.event_id, fingerprints[i],
                          ev.window_entry(ev.timestamp_ms or received_ms), ev.item_id]
             args += [self.user_ttl_s, epoch, uuid.uuid4().hex[:16], 1 if entry else 0]
             batch.add(p.keys.all(), args)
