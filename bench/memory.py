@@ -24,7 +24,8 @@ from _common import (
 from interest_server.config import Settings
 from interest_server.keys import user_keys
 
-KEY_NAMES = ("state", "window", "seen", "event_ids", "event_times", "concepts")
+KEY_NAMES = ("record", "concepts", "state", "window", "seen", "event_ids", "event_times")
+"""In UserKeys.all() order: the format-2 record, concepts, then the format-1 keys (0 here)."""
 VECTOR_BYTES = DIM * 4
 TARGET_BYTES = 2048
 
@@ -86,23 +87,8 @@ def catalog_phase(items: int) -> dict[str, Any]:
             "matrix_mb": items * VECTOR_BYTES / 2**20, "redis_bytes_per_item": redis_bytes / items}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--events-per-user", type=int, default=Settings.window_size)
-    parser.add_argument("--sample", type=int, default=1000, help="users measured key by key")
-    parser.add_argument("--items", type=int, default=100_000, help="large catalog size")
-    parser.add_argument("--full", action="store_true", help="100k users and 1M items")
-    args = parser.parse_args()
-    if args.full:
-        args.users, args.items = 100_000, 1_000_000
-    started = machine()
-    users = users_phase(args.users, args.events_per_user, args.sample)
-    catalog = catalog_phase(args.items)
-    catalog["small_catalog_server_rss_mb"] = users["small_catalog_server_rss_mb"]
-    catalog["rss_growth_per_item_bytes"] = (
-        (catalog["server_rss_mb"] - users["small_catalog_server_rss_mb"]) * 2**20
-        / (args.items - 1000))
+def print_users(args: argparse.Namespace, users: dict[str, Any]) -> None:
+    """The per-user table."""
     by_key = users["by_key_mean_bytes"]
     print_table(f"Redis bytes per user: {args.users:,} users x {args.events_per_user} events "
                 f"(window {Settings.window_size}, {DIM}-dim vectors)",
@@ -112,6 +98,32 @@ def main() -> None:
                   round(users["used_memory_delta_per_user"]), *(round(by_key[k]) for k in
                                                                 KEY_NAMES),
                   VECTOR_BYTES, TARGET_BYTES, round(users["mean_bytes"] / TARGET_BYTES, 2)]])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--events-per-user", type=int, default=Settings.window_size)
+    parser.add_argument("--sample", type=int, default=1000, help="users measured key by key")
+    parser.add_argument("--items", type=int, default=100_000, help="large catalog size")
+    parser.add_argument("--full", action="store_true", help="100k users and 1M items")
+    parser.add_argument("--users-only", action="store_true",
+                        help="skip the large-catalog RSS phase (writes memory_users.json)")
+    args = parser.parse_args()
+    if args.full:
+        args.users, args.items = 100_000, 1_000_000
+    started = machine()
+    users = users_phase(args.users, args.events_per_user, args.sample)
+    print_users(args, users)
+    if args.users_only:
+        write_result("memory_users", {"target_bytes_per_user": TARGET_BYTES, "users": users},
+                     started)
+        return
+    catalog = catalog_phase(args.items)
+    catalog["small_catalog_server_rss_mb"] = users["small_catalog_server_rss_mb"]
+    catalog["rss_growth_per_item_bytes"] = (
+        (catalog["server_rss_mb"] - users["small_catalog_server_rss_mb"]) * 2**20
+        / (args.items - 1000))
     print_table("server RSS (MB)",
                 ["items", "rss", "rss_1k_items", "matrix", "growth_B/item", "floor_B/item",
                  "redis_B/item"],

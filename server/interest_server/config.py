@@ -114,9 +114,10 @@ class Settings:
     """Bearer tokens inline, `TOKEN SCOPE[,SCOPE] [TENANT[,TENANT]]` entries separated by ';'
     (prefer the env variable or auth_token_file: a flag is visible in the process list)."""
     user_cache_size: int = 0
-    """Users whose last written state (version, vector) this process remembers, so their next
-    events are written in one Redis round trip without a read (the write script refuses a stale
-    entry, which then costs a re-read); about 1.6 KB each at 384 dims. 0 (the default): always
+    """Users whose last written record this process remembers, so their next events are
+    written in one Redis round trip without a read (the write script refuses a stale entry,
+    which then costs a re-read); about 6 KB each at 384 dims and a full 50-event window, more
+    for users with many consumed items. 0 (the default): always
     read first. Trade-off: without the read, a write sent just before Redis stalls can land
     after the caller's deadline or cancel (the ids still dedupe a retry); with the read, the
     caller is checked again after the stall, so a caller that gave up gets nothing written."""

@@ -1,6 +1,6 @@
 """Redis key builders: every key of one user shares a {hash tag} so scripts stay cluster-safe.
 
-A tenant's keys carry the prefix `t:<tenant>:` (`t:acme:u:{42}:state`, `t:acme:item:7`); the
+A tenant's keys carry the prefix `t:<tenant>:` (`t:acme:u:{42}:rec`, `t:acme:item:7`); the
 default tenant's keys have no prefix, so data written before tenants existed stays where it is.
 The prefix sits outside the braces: the hash tag, and so the slot, is the user's alone.
 """
@@ -36,24 +36,26 @@ def _tag(user_id: str) -> str:
 class UserKeys:
     """The Redis keys holding one user's state."""
 
-    state: str
-    """Hash: v (version), vec (packed float32 interest accumulator), t (reference time, ms),
-    n (events applied), m (model id of the vector), u (last update, ms)."""
-    window: str
-    """List of recent events (compact JSON), newest first, capped at the window size."""
-    seen: str
-    """Set of item ids the user consumed."""
-    event_ids: str
-    """Hash event_id -> payload fingerprint, for duplicate and conflicting-replay detection."""
-    event_times: str
-    """Sorted set event_id -> time received (ms), to forget ids past the dedupe horizon."""
+    record: str
+    """String: the user's behaviour state in record format 2 (see user_record.py)."""
     concepts: str
     """String: JSON of the user's stated concepts with their vectors."""
+    state: str
+    """Format 1 (read to convert, deleted on the user's first format-2 write): hash of v, vec,
+    t, n, m, u, e."""
+    window: str
+    """Format 1: list of recent events (compact JSON), newest first."""
+    seen: str
+    """Format 1: set of item ids the user consumed."""
+    event_ids: str
+    """Format 1: hash event_id -> payload fingerprint."""
+    event_times: str
+    """Format 1: sorted set event_id -> time received (ms)."""
 
     def all(self) -> list[str]:
         """Every key of the user, in a fixed order (the order scripts receive them in)."""
-        return [self.state, self.window, self.seen, self.event_ids, self.event_times,
-                self.concepts]
+        return [self.record, self.concepts, self.state, self.window, self.seen, self.event_ids,
+                self.event_times]
 
 
 @dataclass(frozen=True)
@@ -87,15 +89,16 @@ class KeySpace:
         return self.prefix + POPULARITY
 
     def user(self, user_id: str) -> UserKeys:
-        """Keys of one user, e.g. u:{42}:state (t:acme:u:{42}:state for tenant acme)."""
+        """Keys of one user, e.g. u:{42}:rec (t:acme:u:{42}:rec for tenant acme)."""
         prefix = self.prefix + "u:{" + _tag(user_id) + "}:"
         return UserKeys(
+            record=prefix + "rec",
+            concepts=prefix + "concepts",
             state=prefix + "state",
             window=prefix + "win",
             seen=prefix + "seen",
             event_ids=prefix + "ids",
             event_times=prefix + "idt",
-            concepts=prefix + "concepts",
         )
 
     def user_pattern(self, user_id: str) -> str:
@@ -120,7 +123,7 @@ DEFAULT_KEYS = KeySpace()
 
 
 def user_keys(user_id: str) -> UserKeys:
-    """Keys of one user of the default tenant, e.g. u:{42}:state."""
+    """Keys of one user of the default tenant, e.g. u:{42}:rec."""
     return DEFAULT_KEYS.user(user_id)
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,14 @@ from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import HistoryEntry, InterestFunction, WeightedItem, event_weight
 from .keys import DEFAULT_KEYS, KeySpace, UserKeys
 from .redis_conn import ScriptBatch
+from .user_record import (
+    NewEvent,
+    UserRecord,
+    event_id_hash,
+    fingerprint_bits,
+    from_format1,
+    new_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +75,25 @@ class _Pending:
     indices: list[int]
 
 
+@dataclass
+class _Loaded:
+    """A user's record as read, with what the write script must find to replace it."""
+
+    record: UserRecord
+    expected: bytes
+    """The stored record's header; b'' when there was no record."""
+    format1_mark: str = ""
+    """'<v>:<e>' of a format-1 state the record was converted from; '' when there was none."""
+    concepts: bytes | None = None
+
+
 @dataclass(frozen=True)
 class CachedState:
-    """What this process last wrote for a user: enough to write the next events without reading
-    first. The write script checks (version, epoch) against Redis, so a stale entry costs one
-    round trip and a re-read, never a lost update."""
+    """The record this process last wrote for a user, to write the next events without reading
+    first. The write script compares the header with Redis, so a stale entry costs one round
+    trip and a re-read, never a lost update."""
 
-    version: int
-    epoch: str
-    accumulator: np.ndarray
-    t_ref: int
+    record: UserRecord
 
 
 class UserStateCache:
@@ -93,7 +108,7 @@ class UserStateCache:
         self.misses = 0
 
     def get(self, key: str) -> CachedState | None:
-        """The entry for a user's state key, or None."""
+        """The entry for a user's record key, or None."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -123,18 +138,16 @@ class UserStateCache:
 
 
 class UserStore:
-    """Reads and writes user state. Every write is one Lua script guarded by the state version,
-    so two server processes writing the same user never lose each other's updates."""
+    """Reads and writes user state. A user's behaviour state is one record (user_record.py);
+    every write replaces it with a Lua compare-and-set on its header, so two server processes
+    writing the same user never lose each other's updates."""
 
     def __init__(self, client: redis.Redis, interest: InterestFunction, window_size: int,
                  dedupe_ttl_s: int, popularity_half_life_s: float, user_ttl_s: int = 0,
                  keys: KeySpace = DEFAULT_KEYS, cache: UserStateCache | None = None) -> None:
         self.redis = client
         self.keys = keys
-        # The write-without-read path needs nothing but the accumulator: a model that reads
-        # the user's recent history (the learned one) always reads first.
-        self.cache = cache if cache is not None and cache.capacity > 0 and \
-            interest.history_length == 0 else None
+        self.cache = cache if cache is not None and cache.capacity > 0 else None
         self.user_ttl_s = user_ttl_s
         self.interest = interest
         self.model_id = interest.version
@@ -142,8 +155,54 @@ class UserStore:
         self.window_size = max(window_size, interest.history_length)
         self.dedupe_ttl_ms = dedupe_ttl_s * 1000
         self.popularity_half_life_ms = popularity_half_life_s * 1000.0
-        source = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
-        self._apply = client.register_script(source)
+        source = (Path(__file__).parent / "lua" / "write_record.lua").read_text()
+        self._write = client.register_script(source)
+
+    # ---- record reads -------------------------------------------------------------------
+
+    def _load(self, users: Sequence[UserKeys], with_concepts: bool = False) -> list[_Loaded]:
+        """Read users' records in one round trip (two for users still in format 1, which are
+        converted in memory; their first write stores the conversion)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for keys in users:
+            pipe.get(keys.record)
+            pipe.exists(keys.state)
+            if with_concepts:
+                pipe.get(keys.concepts)
+        replies = pipe.execute() if users else []
+        stride = 3 if with_concepts else 2
+        loaded: list[_Loaded] = []
+        format1: list[int] = []
+        for n in range(len(users)):
+            raw, has_format1 = replies[stride * n], replies[stride * n + 1]
+            concepts = replies[stride * n + 2] if with_concepts else None
+            if raw:
+                record = UserRecord.decode(raw)
+                loaded.append(_Loaded(record, record.header(), "", concepts))
+            else:
+                loaded.append(_Loaded(UserRecord(), b"", "", concepts))
+                if has_format1:
+                    format1.append(n)
+        if format1:
+            self._convert_format1([users[n] for n in format1], [loaded[n] for n in format1])
+        return loaded
+
+    def _convert_format1(self, users: Sequence[UserKeys], loaded: Sequence[_Loaded]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for keys in users:
+            pipe.hgetall(keys.state)
+            pipe.lrange(keys.window, 0, -1)
+            pipe.smembers(keys.seen)
+            pipe.hgetall(keys.event_ids)
+            pipe.zrange(keys.event_times, 0, -1, withscores=True)
+        replies = pipe.execute()
+        for n, target in enumerate(loaded):
+            state, window, seen, ids, times = replies[5 * n:5 * n + 5]
+            if not state:  # deleted between the two reads: a new user
+                continue
+            target.record = from_format1(state, window, seen, ids, times)
+            target.format1_mark = (f"{int(state.get(b'v') or 0)}:"
+                                   f"{(state.get(b'e') or b'').decode()}")
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -161,81 +220,66 @@ class UserStore:
             pending.setdefault(ev.user_id, _Pending(ev.user_id, self.keys.user(ev.user_id), []))
             pending[ev.user_id].indices.append(i)
         received_ms = now_ms()
-        fingerprints = [ev.fingerprint() for ev in events]  # once, whatever the retries
+        # Once per batch, whatever the retries.
+        fingerprints = [fingerprint_bits(ev.fingerprint()) for ev in events]
+        id_hashes = [event_id_hash(ev.event_id) for ev in events]
         applied_items: list[tuple[str, int]] = []
         todo = list(pending.values())
         for _attempt in range(MAX_CAS_ATTEMPTS):
             if not todo:
                 break
-            todo = self._attempt(todo, events, fingerprints, results, item_vector, received_ms,
-                                 applied_items)
+            todo = self._attempt(todo, events, fingerprints, id_hashes, results, item_vector,
+                                 received_ms, applied_items)
         if todo:
             raise Aborted(f"{len(todo)} user(s) kept changing concurrently; retry the batch")
         self._bump_popularity(applied_items)
         return [r for r in results if r is not None]
 
     def _attempt(self, todo: list[_Pending], events: Sequence[EventRecord],
-                 fingerprints: Sequence[str], results: list[EventResult | None],
-                 item_vector: Callable[[str], np.ndarray], received_ms: int,
-                 applied_items: list[tuple[str, int]]) -> list[_Pending]:
+                 fingerprints: Sequence[int], id_hashes: Sequence[int],
+                 results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
+                 received_ms: int, applied_items: list[tuple[str, int]]) -> list[_Pending]:
         """One optimistic round for the given users; returns the users to retry.
 
         Users this process wrote last (in the cache) are written without a read: the script
-        checks their (version, epoch) and that no event id is stored yet, and refuses
-        otherwise, which sends the user through the read path on the retry."""
-        history_length = self.interest.history_length
-        stride = 3 if history_length else 2
-        cached: dict[str, CachedState] = {}
+        compares the cached header with Redis and refuses a moved user, which sends it through
+        the read path on the retry."""
+        loaded: dict[str, _Loaded] = {}
         if self.cache is not None:
             for p in todo:
-                entry = self.cache.get(p.keys.state)
+                entry = self.cache.get(p.keys.record)
                 if entry is not None:
-                    cached[p.user_id] = entry
-        to_read = [p for p in todo if p.user_id not in cached]
-        pipe = self.redis.pipeline(transaction=False)
-        for p in to_read:
-            pipe.hmget(p.keys.state, "v", "vec", "t", "m", "e")
-            pipe.hmget(p.keys.event_ids, [events[i].event_id for i in p.indices])
-            if history_length:
-                pipe.lrange(p.keys.window, 0, history_length - 1)
-        replies = pipe.execute() if to_read else []
-        read_at = {p.user_id: n for n, p in enumerate(to_read)}
+                    loaded[p.user_id] = _Loaded(entry.record.copy(), entry.record.header())
+        to_read = [p for p in todo if p.user_id not in loaded]
+        for p, state in zip(to_read, self._load([p.keys for p in to_read]), strict=True):
+            loaded[p.user_id] = state
 
-        writes: list[tuple[_Pending, list[int], list[int], np.ndarray, int]] = []
-        batch = ScriptBatch(self.redis, self._apply)
+        writes: list[tuple[_Pending, list[int], list[int], UserRecord]] = []
+        batch = ScriptBatch(self.redis, self._write)
         for p in todo:
-            entry = cached.get(p.user_id)
-            if entry is not None:
-                version, epoch = entry.version, entry.epoch
-                acc, t_ref, raw_m = entry.accumulator, entry.t_ref, self.model_id.encode()
-                known: dict[str, str] = {}
-            else:
-                n = read_at[p.user_id]
-                (raw_v, raw_vec, raw_t, raw_m, raw_e), stored_fps = (replies[stride * n],
-                                                                     replies[stride * n + 1])
-                version, epoch = int(raw_v or 0), (raw_e or b"").decode()
-                acc, t_ref = unpack_vector(raw_vec), int(raw_t or 0)
-                known = {events[i].event_id: fp.decode()
-                         for i, fp in zip(p.indices, stored_fps, strict=True) if fp}
+            state = loaded[p.user_id]
+            record = state.record
+            known = record.stored_fingerprints()
             new_idx, dup_idx = [], []
             for i in p.indices:
-                ev = events[i]
-                fp = fingerprints[i]
-                if ev.event_id not in known:
-                    known[ev.event_id] = fp
+                h, fp = id_hashes[i], fingerprints[i]
+                stored = known.get(h)
+                if stored is None:
+                    known[h] = fp
                     new_idx.append(i)
-                elif known[ev.event_id] == fp:
+                elif stored == fp:
                     dup_idx.append(i)
                 else:
                     results[i] = EventResult(
-                        Outcome.REJECTED, version, RejectReason.CONFLICTING_REPLAY,
-                        f"event_id {ev.event_id!r} was already used for a different event")
+                        Outcome.REJECTED, record.version, RejectReason.CONFLICTING_REPLAY,
+                        f"event_id {events[i].event_id!r} was already used for a different event")
             if not new_idx:
                 for i in dup_idx:
-                    results[i] = EventResult(Outcome.DUPLICATE, version)
-                self._fix_conflict_versions(p, results, version)
+                    results[i] = EventResult(Outcome.DUPLICATE, record.version)
+                self._fix_conflict_versions(p, results, record.version)
                 continue
-            if acc is not None and (raw_m or b"").decode() != self.model_id:
+            acc, t_ref = record.vector, record.t_ref
+            if acc is not None and record.model != self.model_id:
                 # Vectors of another model live in another space: start the accumulator over.
                 log.warning("user %s: interest vector from another model, restarting it",
                             p.user_id)
@@ -244,43 +288,43 @@ class UserStore:
                                   event_weight(events[i].type, events[i].value),
                                   events[i].timestamp_ms or received_ms, events[i].item_id,
                                   events[i].type) for i in new_idx]
-            history = [] if not history_length else [
-                HistoryEntry(e["i"], EventType(e["t"]), e["ts"])
-                for e in map(json.loads, reversed(replies[stride * read_at[p.user_id] + 2]))]
+            history = [HistoryEntry(e["i"], EventType(e["t"]), e["ts"])
+                       for e in reversed(record.recent(self.interest.history_length))] \
+                if self.interest.history_length else []
             acc, t_ref = self.interest.update(acc, t_ref, history, items)
-            args: list[bytes | str | int] = [
-                version, pack_vector(acc), t_ref, self.model_id, self.window_size, received_ms,
-                received_ms - self.dedupe_ttl_ms, len(new_idx)]
-            for i in new_idx:
-                ev = events[i]
-                args += [ev.event_id, fingerprints[i],
-                         ev.window_entry(ev.timestamp_ms or received_ms), ev.item_id]
-            args += [self.user_ttl_s, epoch, uuid.uuid4().hex[:16], 1 if entry else 0]
-            batch.add(p.keys.all(), args)
-            writes.append((p, new_idx, dup_idx, acc, t_ref))
+            record.vector, record.t_ref, record.model = acc, t_ref, self.model_id
+            record.version += 1
+            record.epoch = record.epoch or new_epoch()
+            record.applied += len(new_idx)
+            record.updated_ms = received_ms
+            record.add_events(
+                [NewEvent(events[i].event_id, fingerprints[i], events[i].item_id,
+                          int(events[i].type), events[i].value,
+                          events[i].timestamp_ms or received_ms) for i in new_idx],
+                received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
+            batch.add(p.keys.all(), [state.expected, record.encode(), self.user_ttl_s,
+                                     state.format1_mark, 0, b""])
+            writes.append((p, new_idx, dup_idx, record))
         if not writes:
             return []
         check_waiting()  # a caller that gave up while we read must see no late write
         retry = []
-        for (p, new_idx, dup_idx, acc, t_ref), reply in zip(writes, batch.execute(),
-                                                            strict=True):
-            new_version = int(reply[0])
-            if new_version < 0:  # moved, or an id is stored already: re-read and retry
+        for (p, new_idx, dup_idx, record), reply in zip(writes, batch.execute(), strict=True):
+            if int(reply) != 1:  # the user moved: re-read and retry
                 if self.cache is not None:
-                    self.cache.discard(p.keys.state)
+                    self.cache.discard(p.keys.record)
                 for i in p.indices:
                     results[i] = None
                 retry.append(p)
                 continue
             if self.cache is not None:
-                self.cache.put(p.keys.state, CachedState(
-                    new_version, reply[1].decode(), unpack_vector(pack_vector(acc)), t_ref))
+                self.cache.put(p.keys.record, CachedState(record))
             for i in new_idx:
-                results[i] = EventResult(Outcome.APPLIED, new_version)
+                results[i] = EventResult(Outcome.APPLIED, record.version)
                 applied_items.append((events[i].item_id, events[i].timestamp_ms or received_ms))
             for i in dup_idx:
-                results[i] = EventResult(Outcome.DUPLICATE, new_version)
-            self._fix_conflict_versions(p, results, new_version)
+                results[i] = EventResult(Outcome.DUPLICATE, record.version)
+            self._fix_conflict_versions(p, results, record.version)
         return retry
 
     @staticmethod
@@ -308,50 +352,42 @@ class UserStore:
 
     def store_concepts(self, user_id: str,
                        update: Callable[[bytes | None], bytes]) -> int:
-        """Read-modify-write the user's concepts under WATCH; bumps the state version."""
+        """Read-modify-write the user's concepts; bumps the user's version. `update` may be
+        called more than once (once per attempt)."""
         keys = self.keys.user(user_id)
-
-        def txn(pipe: redis.client.Pipeline) -> None:
-            current = pipe.get(keys.concepts)
-            new = update(current)
-            pipe.multi()
-            pipe.set(keys.concepts, new)
-            pipe.hincrby(keys.state, "v", 1)
-            for key in keys.all():  # the inactivity clock restarts on every write
-                if self.user_ttl_s > 0:
-                    pipe.expire(key, self.user_ttl_s)
-                else:
-                    pipe.persist(key)
-
-        if self.cache is not None:  # the version moves under the cached entry
-            self.cache.discard(keys.state)
-        result = self.redis.transaction(txn, keys.concepts, keys.state)
-        return int(result[1])
+        for _attempt in range(MAX_CAS_ATTEMPTS):
+            (state,) = self._load([keys], with_concepts=True)
+            new = update(state.concepts)
+            record = state.record
+            record.version += 1
+            record.epoch = record.epoch or new_epoch()
+            reply = self._write(keys=keys.all(), args=[
+                state.expected, record.encode(), self.user_ttl_s, state.format1_mark, 1, new])
+            if int(reply) == 1:
+                if self.cache is not None:
+                    self.cache.put(keys.record, CachedState(record))
+                return record.version
+            if self.cache is not None:
+                self.cache.discard(keys.record)
+        raise Aborted(f"user {user_id!r} kept changing concurrently; retry")
 
     def delete_user(self, user_id: str) -> int:
         """Erase every key of the user; returns how many existed."""
         keys = self.keys.user(user_id)
         if self.cache is not None:
-            self.cache.discard(keys.state)
+            self.cache.discard(keys.record)
         return int(self.redis.delete(*keys.all()))
 
     # ---- reads --------------------------------------------------------------------------
 
     def snapshot(self, user_id: str) -> UserSnapshot:
-        """Everything about one user in one round trip."""
-        keys = self.keys.user(user_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(keys.state, "v", "vec", "m", "n")
-        pipe.lrange(keys.window, 0, -1)
-        pipe.smembers(keys.seen)
-        pipe.get(keys.concepts)
-        (raw_v, raw_vec, raw_m, raw_n), window, seen, concepts = pipe.execute()
-        snap = UserSnapshot(user_id=user_id, version=int(raw_v or 0),
-                            accumulator=unpack_vector(raw_vec), model=(raw_m or b"").decode(),
-                            event_count=int(raw_n or 0), concepts_json=concepts)
-        snap.recent = [json.loads(entry) for entry in window]
-        snap.consumed = {s.decode() for s in seen}
-        return snap
+        """Everything about one user, in one round trip."""
+        (state,) = self._load([self.keys.user(user_id)], with_concepts=True)
+        record = state.record
+        return UserSnapshot(user_id=user_id, version=record.version, accumulator=record.vector,
+                            model=record.model, event_count=record.applied,
+                            recent=record.recent(self.window_size),
+                            consumed=record.consumed(), concepts_json=state.concepts)
 
     def popular(self, limit: int) -> list[tuple[str, float]]:
         """The most popular items with their decayed counts."""

@@ -158,7 +158,7 @@ def test_tokens_scoped_to_tenants(make_server, redis_client: redis.Redis) -> Non
         ack = stub.IngestEvents(pb.EventBatch(events=[event("e1", "u1", "1")]), timeout=10,
                                 metadata=md(token="acme-rw"))
         assert ack.acks[0].status == pb.ACK_STATUS_APPLIED
-        assert redis_client.exists("t:acme:u:{u1}:state")
+        assert redis_client.exists("t:acme:u:{u1}:rec")
         assert stub.GetUserState(pb.GetUserStateRequest(user_id="u1"), timeout=10,
                                  metadata=md("acme", "acme-ro")).version == 1
 
@@ -189,4 +189,4 @@ def test_tokens_scoped_to_tenants(make_server, redis_client: redis.Redis) -> Non
             list(stub.StreamEvents(iter([pb.EventBatch(events=[event("e3", "u1", "3")])]),
                                    timeout=10, metadata=md("globex", "acme-rw")))
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert not redis_client.exists("t:globex:u:{u1}:state")
+    assert not redis_client.exists("t:globex:u:{u1}:rec")

@@ -7,7 +7,6 @@ server uses, independently of the server's write path, and compares it with what
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import re
@@ -28,6 +27,7 @@ from interest_server.events import EventRecord, EventType
 from interest_server.interest_model import DecayedAverageModel, WeightedItem, event_weight
 from interest_server.keys import item_key, user_keys
 from interest_server.redis_launcher import EmbeddedRedis, free_port
+from interest_server.user_record import UserRecord, event_id_hash, fingerprint_bits
 
 # Reused from the integration suite: the session model, the catalog, event and settings builders.
 from tests.integration.conftest import (  # noqa: F401  (encoder is a fixture)
@@ -180,18 +180,30 @@ def item_vectors(client: redis.Redis, item_ids: Iterable[str] = ITEM_IDS) -> dic
     return out
 
 
-def stored_ids(client: redis.Redis, user_id: str) -> dict[str, str]:
-    """event_id -> fingerprint of every event Redis holds for the user."""
-    raw = client.hgetall(user_keys(user_id).event_ids)
-    return {k.decode(): v.decode() for k, v in raw.items()}
+def stored_record(client: redis.Redis, user_id: str) -> UserRecord | None:
+    """The user's stored record, decoded; None when there is none."""
+    raw = client.get(user_keys(user_id).record)
+    return UserRecord.decode(raw) if raw else None
+
+
+def stored_ids(client: redis.Redis, user_id: str,
+               candidates: Iterable[str] = ()) -> dict[str, int]:
+    """event_id -> fingerprint bits of every event Redis holds for the user. Rows outside the
+    window keep only an id hash: they are named by the candidate id that hashes to it, or as
+    '#<hash>' when none does (which no real id equals, so a comparison fails loudly)."""
+    rec = stored_record(client, user_id)
+    if rec is None:
+        return {}
+    names = {event_id_hash(e): e for e in [*candidates, *rec.event_ids]}
+    return {names.get(h, f"#{h:x}"): fp
+            for h, fp in zip(rec.events["id"].tolist(), rec.events["fp"].tolist(), strict=True)}
 
 
 def check_user(client: redis.Redis, user_id: str, events: Sequence[pb.Event],
                vectors: dict[str, np.ndarray]) -> None:
     """Assert that Redis holds exactly the state that applying `events` once each gives."""
-    keys = user_keys(user_id)
-    ids = stored_ids(client, user_id)
-    assert ids == {ev.event_id: record(ev).fingerprint() for ev in events}, \
+    ids = stored_ids(client, user_id, [ev.event_id for ev in events])
+    assert ids == {ev.event_id: fingerprint_bits(record(ev).fingerprint()) for ev in events}, \
         f"{user_id}: stored event ids/fingerprints differ from the oracle's"
     model = DecayedAverageModel(HALF_LIFE_S)
     dim = len(next(iter(vectors.values())))
@@ -199,19 +211,17 @@ def check_user(client: redis.Redis, user_id: str, events: Sequence[pb.Event],
                                                             record(ev).value), ev.timestamp_ms)
              for ev in sorted(events, key=lambda e: e.timestamp_ms)]
     acc, t_ref = model.fold(None, 0, items, dim)
-    state = client.hgetall(keys.state)
-    assert int(state[b"n"]) == len(events), f"{user_id}: event count"
-    assert int(state[b"t"]) == t_ref, f"{user_id}: reference time"
-    got = np.frombuffer(state[b"vec"], dtype="<f4")
+    rec = stored_record(client, user_id)
+    assert rec is not None, f"{user_id}: no stored record"
+    assert rec.applied == len(events), f"{user_id}: event count"
+    assert rec.t_ref == t_ref, f"{user_id}: reference time"
     scale = max(float(np.linalg.norm(acc)), 1.0)
-    np.testing.assert_allclose(got, acc, rtol=1e-4, atol=1e-4 * scale,
+    np.testing.assert_allclose(rec.vector, acc, rtol=1e-4, atol=1e-4 * scale,
                                err_msg=f"{user_id}: interest accumulator")
-    assert {s.decode() for s in client.smembers(keys.seen)} == {ev.item_id for ev in events}, \
-        f"{user_id}: consumed set"
-    window = [json.loads(w)["e"] for w in client.lrange(keys.window, 0, -1)]
-    assert len(window) == min(len(events), Settings().window_size)
-    assert set(window) <= set(ids), f"{user_id}: window holds an event that is not stored"
-    assert client.zcard(keys.event_times) == len(events)
+    assert rec.consumed() == {ev.item_id for ev in events}, f"{user_id}: consumed set"
+    assert len(rec.event_ids) == min(len(events), Settings().window_size)
+    assert set(rec.event_ids) <= set(ids), f"{user_id}: window holds an event that is not stored"
+    assert len(rec.events) == len(events)
 
 
 def check_all(client: redis.Redis, events: Sequence[pb.Event], users: Sequence[str]) -> int:

@@ -105,7 +105,8 @@ def test_cancelled_stream_writes_nothing_more(running: RunningServer,
         time.sleep(SETTLE_S)
         client = connect(store.url)
         try:
-            stored = set(stored_ids(client, "cat"))
+            sent = [ev.event_id for b in messages for ev in b.events]
+            stored = set(stored_ids(client, "cat", sent))
         finally:
             client.close()
         before = {ev.event_id for b in messages[:sent_before] for ev in b.events}

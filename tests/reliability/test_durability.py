@@ -89,7 +89,7 @@ def _run(seed: int, tmp_path: Path, encoder) -> None:  # noqa: ANN001
                 vectors = item_vectors(client)
                 stored: set[str] = set()
                 for user in USERS:
-                    ids = stored_ids(client, user)
+                    ids = stored_ids(client, user, by_id)
                     stored |= set(ids)
                     # The oracle applies exactly what survived; it must be a superset of the
                     # acked events, and the state must equal folding exactly those in.

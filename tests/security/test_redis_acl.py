@@ -23,15 +23,15 @@ from .conftest import Certs, start_server, upsert_catalog
 USER = "interest-svc"
 PASSWORD = "acl-pw-7c1d9e"
 # Found by running every flow below against a fresh Redis and reading INFO commandstats, plus
-# what the paths this run does not reach need (HDEL/ZREM: the script forgetting old event ids;
-# UNWATCH: a WATCH retry; EXPIRE: user_ttl_s > 0; PERSIST/PTTL: user_ttl_s = 0).
+# what the paths this run does not reach need (HGETALL/LRANGE/SMEMBERS/ZRANGE: reading a user
+# still in record format 1; EXPIRE: user_ttl_s > 0; PERSIST/PTTL: user_ttl_s = 0).
 # AUTH and HELLO need no permission. The Lua script's own commands are checked too.
 COMMANDS = [
-    "ping", "evalsha", "script|load", "script|exists", "multi", "exec", "watch", "unwatch",
-    "get", "set", "del", "hget", "hgetall", "hmget", "hset", "hincrby", "hdel", "hexists",
-    "lpush", "lrange", "ltrim", "sadd", "srem", "smembers", "sscan",
-    "zadd", "zrem", "zincrby", "zrangebyscore", "zrevrange", "xadd", "xread", "xrevrange",
-    "expire", "persist", "pttl", "publish", "subscribe", "unsubscribe",
+    "ping", "evalsha", "script|load", "script|exists",
+    "get", "set", "del", "exists", "getrange", "hgetall", "hmget", "hset",
+    "lrange", "sadd", "srem", "smembers", "sscan", "zrange", "zincrby", "zrevrange",
+    "xadd", "xread", "xrevrange", "expire", "persist", "pttl", "publish", "subscribe",
+    "unsubscribe",
 ]
 CLUSTER_COMMANDS = ["cluster|slots", "command"]
 """What redis-py's cluster client sends besides: the slot map, and the command table it routes

@@ -51,8 +51,8 @@ USER_IDS = ["42", "alice", "{", "}", "}{", "{}", "{x}", "%7B", "%7D", "%", "%25"
 @pytest.mark.parametrize("user_id", USER_IDS)
 def test_all_keys_of_a_user_share_one_slot(user_id: str) -> None:
     keys = user_keys(user_id).all()
-    assert len(keys) == 6
-    assert len(set(keys)) == 6
+    assert len(keys) == 7
+    assert len(set(keys)) == 7
     slots = {key_hash_slot(k) for k in keys}
     assert len(slots) == 1, (user_id, keys)
     # The slot is that of the tag alone, i.e. the keys really use a hash tag.
@@ -69,10 +69,10 @@ def test_empty_user_id_keys_share_one_slot() -> None:
 
 def test_key_shapes() -> None:
     keys = user_keys("42")
-    assert keys.state == "u:{42}:state"
-    assert keys.all() == ["u:{42}:state", "u:{42}:win", "u:{42}:seen", "u:{42}:ids",
-                          "u:{42}:idt", "u:{42}:concepts"]
-    assert user_keys("{a}").state == "u:{%7Ba%7D}:state"
+    assert keys.record == "u:{42}:rec"
+    assert keys.all() == ["u:{42}:rec", "u:{42}:concepts", "u:{42}:state", "u:{42}:win",
+                          "u:{42}:seen", "u:{42}:ids", "u:{42}:idt"]
+    assert user_keys("{a}").record == "u:{%7Ba%7D}:rec"
     assert item_key("m1") == "item:m1"
 
 

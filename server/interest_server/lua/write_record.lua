@@ -1,0 +1,43 @@
+-- Replace one user's record if nobody changed the user since the caller read it.
+-- KEYS: record, concepts, then the five format-1 keys (state, window, seen, event_ids,
+--       event_times); see keys.py
+-- ARGV: expected header ('' = the user had no record), new record, user_ttl_s,
+--       format-1 mark ('' = the caller saw no format-1 state, else "<v>:<e>" of what it
+--       converted), set_concepts ('1' = store ARGV[6] as the concepts), concepts
+-- The header (magic, version, epoch) names one incarnation of the user at one version, so a
+-- caller holding an old or cached record never writes over a user that moved, or that was
+-- deleted and re-created up to the same version meanwhile.
+-- Returns 1 when written, 0 when the user moved (the caller re-reads and retries).
+local expected = ARGV[1]
+if expected == '' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+  end
+  local old = redis.call('HMGET', KEYS[3], 'v', 'e')
+  local mark = ''
+  if old[1] then
+    mark = old[1] .. ':' .. (old[2] or '')
+  end
+  if mark ~= ARGV[4] then
+    return 0
+  end
+  if mark ~= '' then
+    redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  end
+elseif redis.call('GETRANGE', KEYS[1], 0, #expected - 1) ~= expected then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[2], ARGV[6])
+end
+-- Optional inactivity TTL: every write restarts the clock on all of the user's keys; with it
+-- off (0), expiries left from when it was on are removed (SET already cleared the record's).
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+elseif redis.call('PTTL', KEYS[2]) >= 0 then
+  redis.call('PERSIST', KEYS[2])
+end
+return 1
