@@ -13,11 +13,19 @@ from typing import Any
 import interest_server
 import redis
 from _common import machine, print_table, private_redis, write_result
+from interest_server.user_record import HEADER, MAGIC
 
-LUA = Path(interest_server.__file__).parent / "lua" / "apply_events.lua"
-GUARD = "if version ~= tonumber(ARGV[1]) or epoch ~= ARGV[tail + 2] then\n  return {-1}\nend\n"
-VEC = b"\x00" * (384 * 4)
-WINDOW_ENTRY = '{"e":"%s","i":"s%d","t":2,"v":null,"ts":1795000000000}'
+LUA = Path(interest_server.__file__).parent / "lua" / "write_record.lua"
+GUARD_START, GUARD_END = "local expected = ARGV[1]\n", "redis.call('SET', KEYS[1], ARGV[2])\n"
+RECORD_BYTES = 5_400
+"""About one user's record at a 50-event window (bench/README.md, Memory)."""
+KEY_NAMES = ("rec", "concepts", "state", "win", "seen", "ids", "idt")
+
+
+def unguarded_script() -> str:
+    """The write script without its compare (redis-benchmark cannot track headers)."""
+    source = LUA.read_text()
+    return source[:source.index(GUARD_START)] + source[source.index(GUARD_END):]
 
 
 def redis_benchmark(port: int, n: int, pipeline: int, command: list[str]) -> dict[str, Any]:
@@ -32,46 +40,43 @@ def redis_benchmark(port: int, n: int, pipeline: int, command: list[str]) -> dic
 
 
 def evalsha_command(sha: str) -> list[str]:
-    """The write script for one event of a random user, as redis-benchmark arguments."""
-    keys = [f"rb:{{__rand_int__}}:{k}" for k in ("state", "win", "seen", "ids", "idt", "c")]
-    now = int(time.time() * 1000)
-    return ["EVALSHA", sha, "6", *keys, "0", "x" * len(VEC), str(now), "model", "50", str(now),
-            str(now - 86_400_000), "1", "e__rand_int__", "f" * 24,
-            WINDOW_ENTRY % ("e1", 1), "s__rand_int__", "0", "", "ep", "0"]
+    """The write script for one random user, as redis-benchmark arguments."""
+    keys = [f"rb:{{__rand_int__}}:{k}" for k in KEY_NAMES]
+    return ["EVALSHA", sha, str(len(keys)), *keys, "", "x" * RECORD_BYTES, "0", "", "0", ""]
 
 
 def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) -> dict[str, Any]:
     """The server's own Redis traffic for `events` events in batches, issued from Python with
-    redis-py: per user and batch, 2 HMGET in one pipeline, then EVALSHA + ZINCRBY in another."""
+    redis-py: per user and batch, GET + EXISTS in one pipeline, then EVALSHA of a record of
+    RECORD_BYTES guarded by its header, + ZINCRBY per event in another."""
     script = client.register_script(LUA.read_text())
     version: dict[int, int] = {}
     rng = random.Random(1)
     tag = f"py{batch}.{rng.getrandbits(32):08x}.{time.time_ns()}"  # fresh users every call
+    epoch = b"\x01" * 8
+    filler = b"x" * (RECORD_BYTES - HEADER.size)
     t0 = time.perf_counter()
     for b in range(0, events, batch):
         by_user: dict[int, list[int]] = {}
         for e in range(b, min(b + batch, events)):
             by_user.setdefault(rng.randrange(users), []).append(e)
         pipe = client.pipeline(transaction=False)
-        for u, evs in by_user.items():
-            pipe.hmget(f"{tag}:{{{u}}}:state", "v", "vec", "t", "m")
-            pipe.hmget(f"{tag}:{{{u}}}:ids", [f"e{e}" for e in evs])
+        for u in by_user:
+            pipe.get(f"{tag}:{{{u}}}:rec")
+            pipe.exists(f"{tag}:{{{u}}}:state")
         pipe.execute()
         pipe = client.pipeline(transaction=False)
-        now = int(time.time() * 1000)
-        for u, evs in by_user.items():
-            args: list[Any] = [version.get(u, 0), VEC, now, "model", 50, now, now - 86_400_000,
-                               len(evs)]
-            for e in evs:
-                args += [f"e{e}", "f" * 24, WINDOW_ENTRY % (f"e{e}", e % 1000), f"s{e % 1000}"]
-            args += [0, "ep" if u in version else "", "ep", 0]  # ttl, epochs, check_ids
-            keys = [f"{tag}:{{{u}}}:{k}" for k in ("state", "win", "seen", "ids", "idt", "c")]
-            script(keys=keys, args=args, client=pipe)
-            version[u] = version.get(u, 0) + 1
+        for u in by_user:
+            v = version.get(u, 0)
+            expected = HEADER.pack(MAGIC, v, epoch) if v else b""
+            record = HEADER.pack(MAGIC, v + 1, epoch) + filler
+            keys = [f"{tag}:{{{u}}}:{k}" for k in KEY_NAMES]
+            script(keys=keys, args=[expected, record, 0, "", 0, ""], client=pipe)
+            version[u] = v + 1
         for e in range(b, min(b + batch, events)):
             pipe.zincrby("py:pop", 1.0, f"s{e % 1000}")
         replies = pipe.execute()
-        assert all(int(r[0]) >= 0 for r in replies[: len(by_user)]), "version guard refused"
+        assert all(int(r) == 1 for r in replies[: len(by_user)]), "header guard refused"
     elapsed = time.perf_counter() - t0
     return {"events_per_s": events / elapsed, "events": events, "batch": batch, "users": users}
 
@@ -90,7 +95,7 @@ def measure(client: redis.Redis, port: int, n: int, py_events: int) -> dict[str,
     """All raw-Redis figures against one running Redis."""
     out: dict[str, Any] = {}
     if shutil.which("redis-benchmark"):
-        sha = client.script_load(LUA.read_text().replace(GUARD, ""))
+        sha = client.script_load(unguarded_script())
         out["redis_benchmark_set_p1"] = redis_benchmark(port, n, 1, ["-t", "set"])
         out["redis_benchmark_set_p100"] = redis_benchmark(port, n * 5, 100, ["-t", "set"])
         for p in (1, 100):
@@ -107,7 +112,7 @@ def table(raw: dict[str, Any]) -> None:
     """Print the raw figures."""
     rows = [[k, round(v.get("ops_per_s", v.get("events_per_s", 0))), v.get("p50_ms", "-"),
              v.get("p99_ms", "-")] for k, v in raw.items()]
-    print_table("raw Redis (ops/s; EVALSHA = the event write script, 1 event per call)",
+    print_table("raw Redis (ops/s; EVALSHA = the record write script, one user per call)",
                 ["what", "ops_or_events_per_s", "p50_ms", "p99_ms"], rows)
 
 

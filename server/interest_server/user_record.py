@@ -67,6 +67,8 @@ class NewEvent:
     """An event about to be added to a record."""
 
     event_id: str
+    id_hash: int
+    """event_id_hash(event_id), computed once by the caller."""
     fingerprint: int
     item_id: str
     type: int
@@ -90,6 +92,8 @@ class UserRecord:
     events: np.ndarray = field(default_factory=lambda: np.zeros(0, EVENT_DTYPE))
     event_ids: list[str] = field(default_factory=list)
     _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
+    _items_blob: bytes | None = field(default=None, repr=False, compare=False)
+    """`items` as stored (NUL-joined), while it is known to be current."""
 
     # ---- encoding -----------------------------------------------------------------------
 
@@ -102,7 +106,9 @@ class UserRecord:
         model = self.model.encode()
         vec = b"" if self.vector is None else np.asarray(self.vector, "<f4").tobytes()
         dim = 0 if self.vector is None else len(self.vector)
-        items = SEP.join(i.encode() for i in self.items)
+        items = self._items_blob
+        if items is None:
+            items = SEP.join(i.encode() for i in self.items)
         ids = SEP.join(e.encode() for e in self.event_ids)
         return b"".join([
             HEADER.pack(MAGIC, self.version, self.epoch),
@@ -130,18 +136,18 @@ class UserRecord:
             vector = np.frombuffer(raw, "<f4", dim, pos).astype(np.float32)
             pos += 4 * dim
         (n,) = LENGTH.unpack_from(raw, pos)
-        items = _split(raw[pos + 4:pos + 4 + n])
+        items_blob = raw[pos + 4:pos + 4 + n]
         pos += 4 + n
         (count,) = LENGTH.unpack_from(raw, pos)
         pos += 4
-        events = np.frombuffer(raw, EVENT_DTYPE, count, pos).copy()
+        events = np.frombuffer(raw, EVENT_DTYPE, count, pos)  # read-only: writes build anew
         pos += count * EVENT_DTYPE.itemsize
         (n,) = LENGTH.unpack_from(raw, pos)
         event_ids = _split(raw[pos + 4:pos + 4 + n])
         if pos + 4 + n != len(raw):
             raise ValueError("user record has trailing or missing bytes")
-        return cls(version, epoch, t_ref, updated_ms, applied, model, vector, items, events,
-                   event_ids)
+        return cls(version, epoch, t_ref, updated_ms, applied, model, vector, _split(items_blob),
+                   events, event_ids, _items_blob=items_blob)
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -176,32 +182,37 @@ class UserRecord:
         if pos is None:
             pos = self._positions[item_id] = len(self.items)
             self.items.append(item_id)
+            if self._items_blob is not None:
+                self._items_blob += (SEP if pos else b"") + item_id.encode()
         return pos
 
     def add_events(self, new: Sequence[NewEvent], received_ms: int, window: int,
                    dedupe_cutoff_ms: int) -> None:
         """Append new events (arrival order), then drop rows that are outside both the window
         and the dedupe horizon, and id texts outside the window."""
-        rows = np.zeros(len(new), EVENT_DTYPE)
-        rows["id"] = [event_id_hash(e.event_id) for e in new]
-        rows["fp"] = [e.fingerprint for e in new]
-        rows["recv_s"] = received_ms // 1000
-        rows["ts"] = [e.timestamp_ms for e in new]
-        rows["item"] = [self.item_position(e.item_id) for e in new]
-        rows["type"] = [e.type for e in new]
-        rows["value"] = [np.nan if e.value is None else e.value for e in new]
-        events = np.concatenate([self.events, rows])
+        n_old, recv_s = len(self.events), received_ms // 1000
+        rows = np.empty(n_old + len(new), EVENT_DTYPE)  # (np.concatenate of records is slow)
+        rows[:n_old] = self.events
+        rows[n_old:] = [(e.id_hash, e.fingerprint, recv_s, e.timestamp_ms,
+                         self.item_position(e.item_id), e.type,
+                         np.nan if e.value is None else e.value) for e in new]
+        outside = len(rows) - window  # rows before this index are outside the window
+        if outside > 0:
+            cutoff_s = -(-dedupe_cutoff_ms // 1000)  # kept: received at or after the cutoff
+            keep = np.ones(len(rows), dtype=bool)
+            keep[:outside] = rows["recv_s"][:outside] >= cutoff_s
+            if not keep.all():
+                rows = rows[keep]
+        self.events = rows
         ids = self.event_ids + [e.event_id for e in new]
-        keep = events["recv_s"].astype(np.int64) * 1000 >= dedupe_cutoff_ms
-        keep[max(len(events) - window, 0):] = True
-        self.events = events[keep]
         self.event_ids = ids[max(len(ids) - window, 0):]
 
     def copy(self) -> UserRecord:
         """A deep enough copy to modify without touching this one."""
         return UserRecord(self.version, self.epoch, self.t_ref, self.updated_ms, self.applied,
                           self.model, self.vector, list(self.items), self.events,
-                          list(self.event_ids))
+                          list(self.event_ids), dict(self._positions) if self._positions
+                          is not None else None, self._items_blob)
 
 
 def from_format1(state: dict[bytes, bytes], window: Sequence[bytes], seen: Iterable[bytes],

@@ -30,6 +30,8 @@ from .user_record import (
 
 log = logging.getLogger(__name__)
 
+WRITTEN, WRITE_FORMAT1 = 1, 2
+"""write_record.lua's replies besides 0 (the user moved)."""
 MAX_CAS_ATTEMPTS = 32
 """Optimistic retries before giving up with ABORTED (only under extreme same-user contention)."""
 POPULARITY_EPOCH_MS = 1_767_225_600_000  # 2026-01-01: forward decay is relative to this.
@@ -73,6 +75,8 @@ class _Pending:
     user_id: str
     keys: UserKeys
     indices: list[int]
+    format1: bool = False
+    """The write script found the user in record format 1: read and convert it."""
 
 
 @dataclass
@@ -155,36 +159,42 @@ class UserStore:
         self.window_size = max(window_size, interest.history_length)
         self.dedupe_ttl_ms = dedupe_ttl_s * 1000
         self.popularity_half_life_ms = popularity_half_life_s * 1000.0
-        source = (Path(__file__).parent / "lua" / "write_record.lua").read_text()
-        self._write = client.register_script(source)
+        lua = Path(__file__).parent / "lua"
+        self._write = client.register_script((lua / "write_record.lua").read_text())
+        self._bump = client.register_script((lua / "bump_popularity.lua").read_text())
 
     # ---- record reads -------------------------------------------------------------------
 
-    def _load(self, users: Sequence[UserKeys], with_concepts: bool = False) -> list[_Loaded]:
-        """Read users' records in one round trip (two for users still in format 1, which are
-        converted in memory; their first write stores the conversion)."""
+    def _load(self, users: Sequence[UserKeys], with_concepts: bool = False,
+              format1: Sequence[bool] | bool = True) -> list[_Loaded]:
+        """Read users' records in one round trip. Where `format1` is true for a user, a missing
+        record is looked for in format 1 too (converted in memory, one more round trip; the
+        first write stores the conversion). The write path skips that look-up: its script
+        reports a format-1 user instead (WRITE_FORMAT1), and only then is it converted."""
+        look = [format1] * len(users) if isinstance(format1, bool) else list(format1)
         pipe = self.redis.pipeline(transaction=False)
-        for keys in users:
+        for keys, check in zip(users, look, strict=True):
             pipe.get(keys.record)
-            pipe.exists(keys.state)
+            if check:
+                pipe.exists(keys.state)
             if with_concepts:
                 pipe.get(keys.concepts)
-        replies = pipe.execute() if users else []
-        stride = 3 if with_concepts else 2
+        replies = iter(pipe.execute() if users else [])
         loaded: list[_Loaded] = []
-        format1: list[int] = []
-        for n in range(len(users)):
-            raw, has_format1 = replies[stride * n], replies[stride * n + 1]
-            concepts = replies[stride * n + 2] if with_concepts else None
+        convert: list[int] = []
+        for n, check in enumerate(look):
+            raw = next(replies)
+            has_format1 = next(replies) if check else False
+            concepts = next(replies) if with_concepts else None
             if raw:
                 record = UserRecord.decode(raw)
                 loaded.append(_Loaded(record, record.header(), "", concepts))
             else:
                 loaded.append(_Loaded(UserRecord(), b"", "", concepts))
                 if has_format1:
-                    format1.append(n)
-        if format1:
-            self._convert_format1([users[n] for n in format1], [loaded[n] for n in format1])
+                    convert.append(n)
+        if convert:
+            self._convert_format1([users[n] for n in convert], [loaded[n] for n in convert])
         return loaded
 
     def _convert_format1(self, users: Sequence[UserKeys], loaded: Sequence[_Loaded]) -> None:
@@ -251,7 +261,9 @@ class UserStore:
                 if entry is not None:
                     loaded[p.user_id] = _Loaded(entry.record.copy(), entry.record.header())
         to_read = [p for p in todo if p.user_id not in loaded]
-        for p, state in zip(to_read, self._load([p.keys for p in to_read]), strict=True):
+        for p, state in zip(to_read, self._load([p.keys for p in to_read],
+                                                format1=[p.format1 for p in to_read]),
+                            strict=True):
             loaded[p.user_id] = state
 
         writes: list[tuple[_Pending, list[int], list[int], UserRecord]] = []
@@ -298,7 +310,7 @@ class UserStore:
             record.applied += len(new_idx)
             record.updated_ms = received_ms
             record.add_events(
-                [NewEvent(events[i].event_id, fingerprints[i], events[i].item_id,
+                [NewEvent(events[i].event_id, id_hashes[i], fingerprints[i], events[i].item_id,
                           int(events[i].type), events[i].value,
                           events[i].timestamp_ms or received_ms) for i in new_idx],
                 received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
@@ -310,7 +322,8 @@ class UserStore:
         check_waiting()  # a caller that gave up while we read must see no late write
         retry = []
         for (p, new_idx, dup_idx, record), reply in zip(writes, batch.execute(), strict=True):
-            if int(reply) != 1:  # the user moved: re-read and retry
+            if int(reply) != WRITTEN:  # the user moved, or is in format 1: re-read and retry
+                p.format1 = p.format1 or int(reply) == WRITE_FORMAT1
                 if self.cache is not None:
                     self.cache.discard(p.keys.record)
                 for i in p.indices:
@@ -345,10 +358,10 @@ class UserStore:
             exponent = max(min((ts - POPULARITY_EPOCH_MS) / self.popularity_half_life_ms, 900.0),
                            -900.0)
             increments[item_id] = increments.get(item_id, 0.0) + 2.0 ** exponent
-        pipe = self.redis.pipeline(transaction=False)
+        args: list[float | str] = []
         for item_id, inc in increments.items():
-            pipe.zincrby(self.keys.popularity, inc, item_id)
-        pipe.execute()
+            args += [inc, item_id]
+        self._bump(keys=[self.keys.popularity], args=args)
 
     def store_concepts(self, user_id: str,
                        update: Callable[[bytes | None], bytes]) -> int:
@@ -363,7 +376,7 @@ class UserStore:
             record.epoch = record.epoch or new_epoch()
             reply = self._write(keys=keys.all(), args=[
                 state.expected, record.encode(), self.user_ttl_s, state.format1_mark, 1, new])
-            if int(reply) == 1:
+            if int(reply) == WRITTEN:
                 if self.cache is not None:
                     self.cache.put(keys.record, CachedState(record))
                 return record.version

@@ -110,7 +110,8 @@ def test_a_format1_user_changed_meanwhile_is_read_again(
     keys = user_keys("legacy-m")
     stale = UserRecord(version=3, epoch=b"\x00\x11\x22\x33\xaa\xbb\xcc\xdd").encode()
     assert script(keys=keys.all(), args=[b"", stale, 0, "1:00112233aabbccdd", 0, b""]) == 0
-    assert script(keys=keys.all(), args=[b"", stale, 0, "", 0, b""]) == 0
+    # A writer that did not look for format 1 is told to (2) instead of writing over it.
+    assert script(keys=keys.all(), args=[b"", stale, 0, "", 0, b""]) == 2
     assert redis_client.exists(keys.state) and not redis_client.exists(keys.record)
     assert script(keys=keys.all(), args=[b"", stale, 0, "2:00112233aabbccdd", 0, b""]) == 1
     assert not redis_client.exists(keys.state) and redis_client.exists(keys.record)

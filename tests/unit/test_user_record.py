@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from interest_server.user_record import (
     EVENT_DTYPE,
     HEADER,
@@ -22,7 +21,8 @@ NOW_MS = 1_800_000_000_000
 
 
 def new(n: int, item: str = "i", value: float | None = None, ts: int = NOW_MS) -> NewEvent:
-    return NewEvent(f"e{n}", 1000 + n, f"{item}{n % 3}", 2, value, ts + n)
+    return NewEvent(f"e{n}", event_id_hash(f"e{n}"), 1000 + n, f"{item}{n % 3}", 2, value,
+                    ts + n)
 
 
 def test_a_new_user_has_no_header_and_round_trips() -> None:
@@ -59,7 +59,7 @@ def test_record_size_is_exactly_its_layout() -> None:
     # What bench/memory.py's figure is made of: header and meta, the float32 vector, the
     # consumed item ids, 37 B per row and the window's id texts (NUL-separated).
     record = UserRecord(version=50, epoch=b"\x02" * 8, model="m", vector=np.ones(384, np.float32))
-    record.add_events([NewEvent(f"evt-{n:06d}", n, f"item{n}", 1, None, NOW_MS)
+    record.add_events([NewEvent(f"evt-{n:06d}", n, n, f"item{n}", 1, None, NOW_MS)
                        for n in range(50)], NOW_MS, 50, 0)
     assert EVENT_DTYPE.itemsize == 37
     items = sum(len(f"item{n}") + 1 for n in range(50)) - 1
@@ -131,3 +131,14 @@ def test_format1_conversion_keeps_everything_a_format1_user_had() -> None:
     assert record.events["recv_s"].tolist() == [50, 0, 60, 70]  # w0: no time kept
     again = UserRecord.decode(record.encode())
     assert again.recent(50) == record.recent(50)
+
+
+def test_items_appended_after_a_decode_are_encoded() -> None:
+    record = UserRecord(version=1, epoch=b"\x05" * 8)
+    record.add_events([new(0)], NOW_MS, 50, 0)
+    again = UserRecord.decode(record.encode())
+    again.add_events([new(1, item="j"), new(2)], NOW_MS, 50, 0)
+    assert UserRecord.decode(again.encode()).items == ["i0", "j1", "i2"]
+    empty = UserRecord.decode(UserRecord(version=1, epoch=b"\x06" * 8).encode())
+    empty.add_events([new(0)], NOW_MS, 50, 0)
+    assert UserRecord.decode(empty.encode()).items == ["i0"]

@@ -7,7 +7,8 @@
 -- The header (magic, version, epoch) names one incarnation of the user at one version, so a
 -- caller holding an old or cached record never writes over a user that moved, or that was
 -- deleted and re-created up to the same version meanwhile.
--- Returns 1 when written, 0 when the user moved (the caller re-reads and retries).
+-- Returns 1 when written, 0 when the user moved (the caller re-reads and retries), 2 when the
+-- caller saw no format-1 state but there is one (the caller reads and converts it, and retries).
 local expected = ARGV[1]
 if expected == '' then
   if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -19,6 +20,9 @@ if expected == '' then
     mark = old[1] .. ':' .. (old[2] or '')
   end
   if mark ~= ARGV[4] then
+    if ARGV[4] == '' then
+      return 2
+    end
     return 0
   end
   if mark ~= '' then
