@@ -2,14 +2,23 @@
 
 Also recall@10 of the server's list against an exact FAISS search of the same vectors, over
 several users (each its own interest vector), with and without the dislike filter: 1.0 expected
-below the server's `ann_min_items` (certified int8 scan), measured above it (PQ fast-scan)."""
+below the server's `ann_min_items` (certified int8 scan), measured above it (PQ fast-scan).
+
+`--compare-tree DIR` adds a second real server on the same Redis whose `interest_server` package
+comes from DIR/server (e.g. a copy of the previous commit's tree), called in the same loop,
+alternating which server goes first; its responses are compared byte for byte with the current
+server's. Two servers alternate over two copies of the catalog's codes, so both run with colder
+caches than one server alone: read the two side by side, not against a single-server run."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -101,18 +110,26 @@ def throughput(client: InterestClient, user: str, threads: int, seconds: float) 
 
 
 def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
-                 blas: int, profile: bool, users: int) -> dict[str, Any]:
+                 blas: int, profile: bool, users: int, ann_min_items: int = Settings.ann_min_items,
+                 compare_tree: str = "") -> dict[str, Any]:
     """One catalog size: server vs FAISS vs numpy, interleaved request by request; the server
-    and the in-process peers get the same BLAS/OpenMP thread count."""
+    and the in-process peers get the same BLAS/OpenMP thread count. With `compare_tree`, a
+    second server built from that tree's sources joins the same loop (see the module doc)."""
     rng = random.Random(seed)
     vectors = unit_vectors(n, seed=seed)
-    out: dict[str, Any] = {"items": n, "ann": n >= Settings.ann_min_items}
-    with private_redis(persist=False) as (redis_server, rclient):
+    out: dict[str, Any] = {"items": n, "ann": n >= ann_min_items}
+    extra = ("--ann-min-items", str(ann_min_items))
+    with private_redis(persist=False) as (redis_server, rclient), contextlib.ExitStack() as stack:
         t0 = time.perf_counter()
         items = store_synthetic_catalog(rclient, vectors, default_model_id())
         out["store_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        with ServerProcess("real", redis_server.url, env=thread_env(blas)) as server, \
+        other = None
+        if compare_tree:
+            env = {**thread_env(blas), "PYTHONPATH": str(Path(compare_tree) / "server")}
+            other = stack.enter_context(stack.enter_context(
+                ServerProcess("real", redis_server.url, *extra, env=env)).client())
+        with ServerProcess("real", redis_server.url, *extra, env=thread_env(blas)) as server, \
                 server.client() as client, threadpool_limits(blas):
             faiss.omp_set_num_threads(blas)
             out["server_start_s"] = time.perf_counter() - t0
@@ -124,15 +141,34 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
             index = faiss.IndexFlatIP(vectors.shape[1])
             index.add(vectors)
             consumed = int(state.consumed_count)
-            samples: dict[str, list[float]] = {"server": [], "server_dislike": [], "faiss": [],
-                                               "numpy": []}
+            # "server": the plain call right after the in-process peers swept ~300 MB
+            # (FAISS and numpy over the fp32 matrix) through the shared last-level cache, so it
+            # scans cold codes; "server_repeat": the same call again right after the dislike
+            # call, with nothing else in between (warm codes).
+            samples: dict[str, list[float]] = {"server": [], "server_dislike": [],
+                                               "server_repeat": [], "faiss": [], "numpy": []}
+            if other is not None:
+                samples.update(compare=[], compare_dislike=[])
+                out["compare_tree"], out["compare_differing_responses"] = compare_tree, 0
             agree: list[float] = []
             for r in range(requests + 10):
+                if other is not None and r % 2 == 0:
+                    theirs = _compare_calls(other, samples, r >= 10)
                 t0 = time.perf_counter()
                 resp = client.recommend("beh", k=K)
                 t1 = time.perf_counter()
                 dis = client.recommend("dis", k=K)
                 t2 = time.perf_counter()
+                client.recommend("beh", k=K)  # again, before the peers sweep the caches
+                t2b = time.perf_counter()
+                if other is not None:
+                    if r % 2 == 1:
+                        theirs = _compare_calls(other, samples, r >= 10)
+                    out["compare_differing_responses"] += sum(
+                        a.SerializeToString(deterministic=True)
+                        != b.SerializeToString(deterministic=True)
+                        for a, b in zip((resp, dis), theirs, strict=True))
+                t2c = time.perf_counter()
                 _, found = index.search(query, K + consumed)
                 t3 = time.perf_counter()
                 scores = vectors @ query[0]
@@ -141,7 +177,9 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
                 t4 = time.perf_counter()
                 if r < 10:
                     continue  # warm-up
-                for key, dt in zip(samples, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                for key, dt in zip(("server", "server_dislike", "server_repeat", "faiss",
+                                    "numpy"),
+                                   (t1 - t0, t2 - t1, t2b - t2, t3 - t2c, t4 - t3), strict=True):
                     samples[key].append(dt)
                 exact = [items[i] for i in found[0] if items[i] not in
                          {e.item_id for e in state.recent_events}][:K]
@@ -164,6 +202,20 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
     return out
 
 
+def _compare_calls(other: InterestClient, samples: dict[str, list[float]], keep: bool
+                   ) -> tuple[Any, Any]:
+    """The comparison server's plain and dislike responses, timed into `samples`."""
+    t0 = time.perf_counter()
+    plain = other.recommend("beh", k=K)
+    t1 = time.perf_counter()
+    dis = other.recommend("dis", k=K)
+    t2 = time.perf_counter()
+    if keep:
+        samples["compare"].append(t1 - t0)
+        samples["compare_dislike"].append(t2 - t1)
+    return plain, dis
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000")
@@ -178,6 +230,12 @@ def main() -> None:
                         help="py-spy the server during the throughput runs of the largest size")
     parser.add_argument("--recall-users", type=int, default=20,
                         help="users (each with and without the dislike) for recall@10 vs exact")
+    parser.add_argument("--ann-min-items", type=int, default=Settings.ann_min_items,
+                        help="the server's --ann-min-items: catalogs at least this big use the "
+                        "approximate PQ scan, smaller ones the exact (certified) one")
+    parser.add_argument("--compare-tree", default="",
+                        help="also run a server from DIR/server's sources in the same loop "
+                        "(e.g. a copy of the previous commit) and compare its responses")
     parser.add_argument("--tag", default="", help="results/recommend_<tag>.json instead")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] + ([1_000_000] if args.full else [])
@@ -186,13 +244,15 @@ def main() -> None:
     for n in sizes:
         runs.append(measure_size(n, args.requests, args.threads, args.tput_s, seed=n,
                                  blas=args.cpu_threads, profile=args.profile and n == sizes[-1],
-                                 users=args.recall_users))
+                                 users=args.recall_users, ann_min_items=args.ann_min_items,
+                                 compare_tree=args.compare_tree))
         print(f"  {n:,} items done", flush=True)
     rows = []
     for r in runs:
         lat = r["latency"]
         target = {100_000: "p99 <= 5", 1_000_000: "p99 <= 10"}.get(r["items"], "")
         rows.append([r["items"], lat["server"]["p50_ms"], lat["server"]["p99_ms"],
+                     lat["server_repeat"]["p50_ms"], lat["server_repeat"]["p99_ms"],
                      lat["server_dislike"]["p50_ms"], lat["server_dislike"]["p99_ms"],
                      r["dislike_adds_ms"]["p50_ms"], lat["faiss"]["p50_ms"],
                      lat["faiss"]["p99_ms"], lat["numpy"]["p50_ms"],
@@ -203,12 +263,24 @@ def main() -> None:
                      "ann" if r["ann"] else "exact", target])
     print_table(f"Recommend k={K} (ms; FAISS IndexFlatIP / numpy in the same loop; "
                 f"throughput with {args.threads} callers)",
-                ["items", "p50", "p99", "dislike_p50", "dislike_p99", "filter_adds_p50",
+                ["items", "p50", "p99", "repeat_p50", "repeat_p99", "dislike_p50",
+                 "dislike_p99", "filter_adds_p50",
                  "faiss_p50", "faiss_p99", "numpy_p50", "p50/faiss", "rps", "rps_dislike",
                  "recall@10", "recall@10_dislike", "path", "target"], rows)
+    for r in runs:
+        if "compare_tree" in r:
+            lat = r["latency"]
+            print(f"\n{r['items']:,} items, same loop: this tree plain p50/p99 "
+                  f"{lat['server']['p50_ms']}/{lat['server']['p99_ms']} ms, dislike "
+                  f"{lat['server_dislike']['p50_ms']}/{lat['server_dislike']['p99_ms']} ms; "
+                  f"{r['compare_tree']}: plain {lat['compare']['p50_ms']}/"
+                  f"{lat['compare']['p99_ms']} ms, dislike {lat['compare_dislike']['p50_ms']}/"
+                  f"{lat['compare_dislike']['p99_ms']} ms; responses differing: "
+                  f"{r['compare_differing_responses']}")
     write_result("recommend" + (f"_{args.tag}" if args.tag else ""),
                  {"k": K, "dislike_text": DISLIKE, "cpu_threads": args.cpu_threads,
-                  "ann_min_items": Settings.ann_min_items, "runs": runs},
+                  "ann_min_items": args.ann_min_items,
+                  "pythonpath": os.environ.get("PYTHONPATH", ""), "runs": runs},
                  started)
 
 

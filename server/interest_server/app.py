@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from concurrent import futures
@@ -74,6 +75,7 @@ class RunningServer:
         self.engine.redis.close()
         if self.embedded_redis is not None:
             self.embedded_redis.stop()
+        gc.unfreeze()  # what this server held is ordinary garbage again
 
     def wait(self) -> None:
         """Block until the server terminates."""
@@ -179,6 +181,11 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         raise
     running = RunningServer(server, port, engine, health_servicer, url, embedded, hub,
                             metrics_http, tenants)
+    # What start-up built (the model, the catalog's index: ~411k tracked objects at 100k items)
+    # lives as long as the server. A full cyclic-GC pass over it took 200-340 ms, a pause for
+    # every call in flight; frozen, it is skipped (0.0 ms). stop() unfreezes.
+    gc.collect()
+    gc.freeze()
     _set_health(health_servicer, True)
     running._monitor = threading.Thread(target=_monitor_redis, args=(running,),
                                         name="redis-health", daemon=True)

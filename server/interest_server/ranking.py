@@ -11,7 +11,7 @@ import numpy as np
 from .concepts import Polarity
 from .conceptualizer import GroundedConcept
 from .item_index import AttrPair, IndexView, ItemIndex
-from .scan import SHORTLIST
+from .scan import SHORTLIST, Candidates
 
 POPULARITY_WEIGHT_COLD = 1.0
 UNCOVERED_GATHER_FRACTION = 8
@@ -97,39 +97,43 @@ class Ranker:
         model's logits) to the spread of cosine similarities before concepts are added."""
         n = view.n
         keep = view.alive.copy()
+        kept = int(np.count_nonzero(keep))  # kept up to date; a step that ran recounts
 
         # Consumed, then request filters, then dislikes: each count is what that step removed.
         removed_consumed = 0
         if opts.exclude_consumed and consumed:
-            rows = self.index.rows(consumed, view)
-            before = int(np.count_nonzero(keep))
+            rows = np.unique(self.index.rows(consumed, view))
+            removed_consumed = int(np.count_nonzero(keep[rows]))  # live before, gone after
             keep[rows] = False
-            removed_consumed = before - int(np.count_nonzero(keep))
-        before = int(np.count_nonzero(keep))
-        if opts.exclude_item_ids:
-            keep[self.index.rows(opts.exclude_item_ids, view)] = False
-        for name, values in opts.include:
-            keep &= self.index.mask([(name, v) for v in values], view)
-        for name, values in opts.exclude:
-            keep &= ~self.index.mask([(name, v) for v in values], view)
-        removed_by_filters = before - int(np.count_nonzero(keep))
+            kept -= removed_consumed
+        removed_by_filters = 0
+        if opts.exclude_item_ids or opts.include or opts.exclude:
+            if opts.exclude_item_ids:
+                keep[self.index.rows(opts.exclude_item_ids, view)] = False
+            for name, values in opts.include:
+                keep &= self.index.mask([(name, v) for v in values], view)
+            for name, values in opts.exclude:
+                keep &= ~self.index.mask([(name, v) for v in values], view)
+            removed_by_filters, kept = _recount(keep, kept)
 
         positives = [g for g in concepts if g.concept.polarity == Polarity.POSITIVE]
         negatives = [g for g in concepts if g.concept.polarity == Polarity.NEGATIVE]
-        before = int(np.count_nonzero(keep))
-        for g in negatives:
-            keep &= ~self._dislike_mask(view, g, opts.theta, keep)
-        removed_by_dislikes = before - int(np.count_nonzero(keep))
+        removed_by_dislikes = 0
+        if negatives:
+            for g in negatives:
+                keep &= ~self._dislike_mask(view, g, opts.theta, keep)
+            removed_by_dislikes, kept = _recount(keep, kept)
 
         if (interest is not None and not standardise and view.behaviour_vectors is None
                 and not (positives and opts.concept_weight != 0)):
             # The score is linear in the item vector: a scanner can shortlist it.
-            shortlist = self._shortlist(view, interest, keep, opts.k)
+            shortlist = self._shortlist(view, interest, keep, opts.k, kept)
             if shortlist is not None:
+                explain = _Explainer(self.index, view, recent)
                 items = []
                 for r, b in zip(*shortlist, strict=True):
                     text, attrs = self.index.describe(int(r), view)
-                    reason = self._behaviour_reason(view, int(r), float(b), recent)
+                    reason = explain.behaviour(int(r), float(b))
                     items.append(Ranked(view.ids[r], float(b), text, attrs, [reason]))
                 return RankResult(items, removed_by_dislikes, removed_consumed,
                                   removed_by_filters, "behaviour")
@@ -158,6 +162,7 @@ class Ranker:
                     "behaviour" if behaviour is not None else "concepts")
 
         rows = _top_k(score, keep, opts.k, view.ids)
+        explain = _Explainer(self.index, view, recent)
         items = []
         for r in rows:
             text, attrs = self.index.describe(int(r), view)
@@ -167,7 +172,7 @@ class Ranker:
                 reasons.append(self._concept_reason(g, attrs, opts.concept_weight
                                                     * float(affinity[r])))
             if behaviour is not None:
-                reasons.append(self._behaviour_reason(view, int(r), float(behaviour[r]), recent))
+                reasons.append(explain.behaviour(int(r), float(behaviour[r])))
             if pop is not None:
                 why = ("popular with other users" if pop[r] > 0 else
                        "no activity or stated interests yet; shown in item-id order")
@@ -177,8 +182,8 @@ class Ranker:
         return RankResult(items, removed_by_dislikes, removed_consumed, removed_by_filters,
                           strategy)
 
-    def _shortlist(self, view: IndexView, query: np.ndarray, keep: np.ndarray, k: int
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    def _shortlist(self, view: IndexView, query: np.ndarray, keep: np.ndarray, k: int,
+                   kept: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(top-k rows by `row @ query` among kept rows, their fp32 scores) from the view's
         scanner; None when there is none or its certificate failed twice (scan everything).
         A certified (int8) scanner gives exactly the full scan's list: every row it did not
@@ -187,14 +192,14 @@ class Ranker:
         scanner, delta = view.scanner, view.delta
         if scanner is None or delta is None or k <= 0:
             return None
-        kept = int(np.count_nonzero(keep))
-        if kept * UNCOVERED_GATHER_FRACTION <= view.n:
+        if kept * UNCOVERED_GATHER_FRACTION <= view.n:  # kept = count_nonzero(keep)
             return _best(view, np.flatnonzero(keep), query, k)
         delta = delta[keep[delta]]  # rows written after the snapshot: always scored exactly
         want = max(SHORTLIST, 4 * k)
-        for _attempt in range(2):
-            found = scanner.candidates(query, keep, want)
-            rows, scores = _best(view, np.union1d(found.rows, delta), query, k)
+        for attempt in range(2):
+            # The retry filters inside the scan, in case the removed rows crowded the top.
+            found = scanner.candidates(query, keep, want, exact_filter=attempt > 0)
+            rows, scores = _best(view, np.union1d(_reachable(found, k, delta), delta), query, k)
             if found.bound is None or found.bound == -math.inf:
                 return rows, scores
             if len(rows) == k and float(scores[-1]) > found.bound:
@@ -260,18 +265,54 @@ class Ranker:
             text = f"similar to your interest in '{g.concept.phrase}'"
         return Reason(REASON_CONCEPT, text, g.concept.phrase, contribution)
 
-    def _behaviour_reason(self, view: IndexView, row: int, contribution: float,
-                          recent: Sequence[RecentItem]) -> Reason:
-        rows = self.index.rows([r.item_id for r in recent], view)
-        if len(rows) == 0:
+
+class _Explainer:
+    """Behaviour reasons for the items of one list: the user's recent items are looked up and
+    gathered once per request, not once per listed item."""
+
+    def __init__(self, index: ItemIndex, view: IndexView, recent: Sequence[RecentItem]) -> None:
+        self.index, self.view, self.recent = index, view, recent
+        self._rows: np.ndarray | None = None
+        self._vectors: np.ndarray | None = None
+        self._verbs: dict[str, str] = {}
+
+    def behaviour(self, row: int, contribution: float) -> Reason:
+        """The recent item closest to `row` (the first of equals), as a reason."""
+        if self._rows is None:
+            self._rows = self.index.rows([r.item_id for r in self.recent], self.view)
+            self._vectors = self.view.vectors[self._rows]
+            for r in reversed(self.recent):  # the first event of an item names its verb
+                self._verbs[r.item_id] = r.verb
+        rows, vectors = self._rows, self._vectors
+        if len(rows) == 0 or vectors is None:
             return Reason(REASON_BEHAVIOUR, "close to your recent activity", "", contribution)
-        sims = view.vectors[rows] @ view.vectors[row]
-        best = int(sims.argmax())
-        source_id = view.ids[int(rows[best])]
-        verb = next((r.verb for r in recent if r.item_id == source_id), "interacted with")
-        title = short_title(self.index.describe(int(rows[best]), view)[0])
-        return Reason(REASON_RECENT_ITEM, f"because you {verb} '{title}'", source_id,
-                      contribution)
+        best = int(rows[int((vectors @ self.view.vectors[row]).argmax())])
+        source_id = self.view.ids[best]
+        title = short_title(self.index.describe(best, self.view)[0])
+        return Reason(REASON_RECENT_ITEM,
+                      f"because you {self._verbs.get(source_id, 'interacted with')} '{title}'",
+                      source_id, contribution)
+
+
+def _recount(keep: np.ndarray, before: int) -> tuple[int, int]:
+    """(rows a step removed, rows kept now), given the kept count before the step."""
+    now = int(np.count_nonzero(keep))
+    return before - now, now
+
+
+def _reachable(found: Candidates, k: int, delta: np.ndarray) -> np.ndarray:
+    """The proposed rows that can still be in the top k: a row whose score estimate plus its
+    error margin is below the k-th best estimate minus the margin scores below at least k
+    proposed rows, so it needs no fp32 re-score (certified scans only). Estimates of `delta`
+    rows come from stale codes: they set no threshold (those rows are re-scored anyway)."""
+    est = found.estimates
+    if est is None or len(est) <= k or not math.isfinite(found.margin):
+        return found.rows
+    known = est if len(delta) == 0 else est[~np.isin(found.rows, delta)]
+    if len(known) < k:
+        return found.rows
+    kth = float(np.partition(known, len(known) - k)[len(known) - k])
+    return found.rows[est >= kth - 2 * found.margin]
 
 
 BEHAVIOUR_SPREAD = 0.1

@@ -36,6 +36,10 @@ class Candidates:
     bound: float | None
     """Certified scans: every kept, unchanged row outside `rows` scores at most this (exactly);
     -inf when every kept row was proposed. None: approximate scan, no guarantee."""
+    estimates: np.ndarray | None = None
+    """Certified scans: each proposed row's int8 score, aligned with `rows`; its exact fp32
+    score lies within `margin` of it, so rows that cannot reach the top k need no re-score."""
+    margin: float = math.inf
 
 
 class Scanner:
@@ -57,11 +61,16 @@ class Scanner:
         self._max_norm = max_norm
         self._max_code_norm = max_code_norm
 
-    def candidates(self, query: np.ndarray, keep: np.ndarray, want: int) -> Candidates:
+    def candidates(self, query: np.ndarray, keep: np.ndarray, want: int,
+                   exact_filter: bool = False) -> Candidates:
         """About `want` kept rows of the snapshot with the highest approximate `row @ query`.
-        `keep` covers at least the snapshot's rows."""
+        `keep` covers at least the snapshot's rows. A certified scan applies the filter inside
+        the scan (`want` results are `want` kept rows) when `exact_filter` is set or when it
+        keeps under half the rows; otherwise it scans unfiltered for `want` scaled by the kept
+        fraction and drops the rows `keep` removes (the bound still covers every kept row not
+        proposed), which skips a per-row selector call in the scan."""
         keep = keep[: self.rows]
-        kept = int(keep.sum())
+        kept = int(np.count_nonzero(keep))
         if kept == 0:
             return Candidates(np.zeros(0, dtype=np.int64), -math.inf)
         # FAISS's 8-bit direct kernel encodes the query with the same codec (int8 x int8,
@@ -76,20 +85,31 @@ class Scanner:
         qc = np.rint(qs * t)
         q = qc[None, :].astype(np.float32)
         if self.certified:
-            # The filter runs inside the scan, so `want` results are `want` kept rows.
-            bitmap = np.packbits(keep, bitorder="little")
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(self.rows,
-                                                                        faiss.swig_ptr(bitmap)))
-            dist, found = self._index.search(q, min(want, kept), params=params)
-            rows = found[0][found[0] >= 0]
-            if len(rows) >= kept:
-                return Candidates(np.sort(rows), -math.inf)
-            # q.x = dist/t + (qs - qc/t).codes + q.(x - codes/scale): bound both error terms.
+            # q.x = dist/t + (qs - qc/t).codes + q.(x - codes/scale): bound both error terms
+            # (and the fp32 accumulation of the exact score, SLACK).
             qn = float(np.linalg.norm(query))
             query_error = float(np.linalg.norm(qs - qc / t)) * self._max_code_norm
-            bound = (float(dist[0][-1]) / t + query_error
-                     + qn * (self._max_error + SLACK * self._max_norm))
-            return Candidates(np.sort(rows), bound)
+            margin = query_error + qn * (self._max_error + SLACK * self._max_norm)
+            if exact_filter or 2 * kept < self.rows:
+                bitmap = np.packbits(keep, bitorder="little")
+                params = faiss.SearchParameters(
+                    sel=faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bitmap)))
+                fetch = min(want, kept)
+                dist, found = self._index.search(q, fetch, params=params)
+                complete = fetch >= kept
+            else:
+                fetch = min(self.rows, math.ceil(want * self.rows / kept))
+                dist, found = self._index.search(q, fetch)
+                complete = fetch >= self.rows
+            valid = found[0] >= 0
+            rows, est = found[0][valid], dist[0][valid].astype(np.float64) / t
+            complete = complete or len(rows) < fetch
+            bound = -math.inf if complete else float(est[-1]) + margin
+            sel = keep[rows]
+            if not sel.all():
+                rows, est = rows[sel], est[sel]
+            order = np.argsort(rows)
+            return Candidates(rows[order], bound, est[order], margin)
         # PQ fast-scan takes no id filter: over-fetch by the kept fraction, then filter.
         fetch = min(self.rows, math.ceil(want * self.rows / kept))
         _, found = self._index.search(q, fetch)

@@ -10,7 +10,7 @@ import pytest
 from interest_server.concepts import Polarity
 from interest_server.conceptualizer import GroundedConcept, StoredConcept
 from interest_server.item_index import CatalogItem, IndexView, ItemIndex
-from interest_server.ranking import Ranker, RankOptions, RankResult
+from interest_server.ranking import Ranker, RankOptions, RankResult, RecentItem
 from interest_server.scan import Scanner, build_scanner
 
 DIM = 64
@@ -76,9 +76,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     real = Scanner.candidates
 
-    def spy(self: Scanner, query: np.ndarray, keep: np.ndarray, want: int):  # type: ignore[no-untyped-def]
+    def spy(self: Scanner, query: np.ndarray, keep: np.ndarray, want: int,  # type: ignore[no-untyped-def]
+            **kwargs):
         seen.append(want)
-        return real(self, query, keep, want)
+        return real(self, query, keep, want, **kwargs)
 
     monkeypatch.setattr(Scanner, "candidates", spy)
     return seen
@@ -86,21 +87,82 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 # ---- certified int8: exactly the fp32 list -----------------------------------------------
 
-def test_bound_holds_for_every_row_not_proposed() -> None:
+@pytest.mark.parametrize("kept_fraction", [0.7, 0.3, 0.999])
+@pytest.mark.parametrize("exact_filter", [False, True])
+def test_bound_holds_for_every_row_not_proposed(kept_fraction: float,
+                                                exact_filter: bool) -> None:
+    """Filtered inside the scan (asked, or under half the rows kept) or scanned unfiltered with
+    the removed rows dropped after: the bound covers every kept row not proposed, and each
+    proposed row's exact score is within `margin` of its estimate."""
     rng = np.random.default_rng(1)
     vectors = unit(rng.standard_normal((5000, DIM)) * rng.uniform(0.1, 3, (1, DIM)))
     scanner = build_scanner(vectors, 0, ann=False)
+    inside = exact_filter or kept_fraction < 0.5
     for _ in range(20):
         query = rng.standard_normal(DIM).astype(np.float32) * rng.uniform(0.1, 5)
-        keep = rng.random(5000) < 0.7
-        found = scanner.candidates(query, keep, 50)
-        assert found.bound is not None and len(found.rows) == 50 and keep[found.rows].all()
+        keep = rng.random(5000) < kept_fraction
+        # The removed rows include the query's best ones (like consumed items would).
+        exact = vectors @ query
+        keep[np.argsort(-exact)[:5]] = False
+        found = scanner.candidates(query, keep, 50, exact_filter=exact_filter)
+        assert found.bound is not None and keep[found.rows].all()
+        assert np.all(np.diff(found.rows) > 0)
+        if inside:
+            assert len(found.rows) == 50
+        else:  # over-fetched by the kept fraction: about `want` kept rows
+            assert 50 - 15 <= len(found.rows) <= 50 / kept_fraction + 1
         outside = keep.copy()
         outside[found.rows] = False
-        exact = vectors @ query
         assert exact[outside].max() <= found.bound
         # ...and the bound is tight enough to be useful (int8 error is ~1% of |q|).
         assert found.bound - exact[outside].max() < 0.05 * np.linalg.norm(query)
+        assert found.estimates is not None and len(found.estimates) == len(found.rows)
+        assert np.all(np.abs(exact[found.rows] - found.estimates) <= found.margin)
+        assert found.margin < 0.05 * np.linalg.norm(query)
+
+
+def test_every_row_proposed_gives_no_bound() -> None:
+    rng = np.random.default_rng(9)
+    vectors = unit(rng.standard_normal((2000, DIM)))
+    scanner = build_scanner(vectors, 0, ann=False)
+    keep = np.ones(2000, dtype=bool)
+    keep[:3] = False
+    for exact_filter in (False, True):
+        found = scanner.candidates(vectors[0], keep, 5000, exact_filter=exact_filter)
+        assert found.bound == -np.inf
+        assert found.rows.tolist() == list(range(3, 2000))
+
+
+def test_pruned_candidates_equal_the_full_rescore() -> None:
+    """Rows whose estimate cannot reach the top k are not re-scored in fp32, and the list is
+    still the fp32 one, also when stale (delta) rows carry misleading estimates."""
+    from interest_server.ranking import _reachable
+
+    rng = np.random.default_rng(10)
+    vectors = unit(rng.standard_normal((6000, DIM)))
+    vectors[:600] = unit(vectors[0] + 1e-3 * rng.standard_normal((600, DIM)))  # near-ties
+    scanner = build_scanner(vectors, 0, ann=False)
+    keep = np.ones(6000, dtype=bool)
+    for query in (vectors[0], vectors[7], unit(vectors[rng.choice(6000, 20)].sum(axis=0))):
+        found = scanner.candidates(query, keep, 256)
+        exact = vectors @ query
+        for k in (1, 10, 50):
+            reach = _reachable(found, k, np.zeros(0, dtype=np.int64))
+            assert set(reach) <= set(found.rows)
+            top = found.rows[np.argsort(-exact[found.rows], kind="stable")[:k]]
+            assert set(top) <= set(reach)
+        # A delta row with a (stale) estimate far above everything sets no threshold.
+        stale = found.rows[:1]
+        est = found.estimates.copy()
+        est[0] = 100.0
+        forged = dataclasses.replace(found, estimates=est)
+        reach = _reachable(forged, 10, stale)
+        top = found.rows[np.argsort(-exact[found.rows], kind="stable")[:10]]
+        assert set(top) <= set(reach)
+    # Far fewer than the 256 proposed rows need fp32 on spread-out scores.
+    query = unit(vectors[rng.choice(np.arange(600, 6000), 20)].sum(axis=0))
+    found = scanner.candidates(query, keep, 256)
+    assert len(_reachable(found, 10, np.zeros(0, dtype=np.int64))) < 128
 
 
 def test_certified_scan_equals_fp32_ranking(calls: list[int]) -> None:
@@ -140,6 +202,61 @@ def test_certified_scan_honours_filters_and_dislikes(calls: list[int]) -> None:
             want.removed_by_filters, want.removed_by_dislikes)
     noir = both(index, query, include=[("genre", ["Noir"])])[0]
     assert all("Noir" in r.attributes["genre"] for r in noir.items) and len(noir.items) == 10
+
+
+def test_removed_rows_crowding_the_top_fall_back_to_the_filtered_scan(
+        calls: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first scan runs unfiltered (the filter keeps most rows); when the removed rows fill
+    its top, the retry filters inside the scan, and the list is still the fp32 one."""
+    rng = np.random.default_rng(11)
+    items = catalog(6000, seed=11)
+    direction = unit(rng.standard_normal(DIM))
+    romance = [i for i in items if i.attributes["genre"][0] == "Romance"]  # 20% of the rows
+    for n, item in enumerate(romance):
+        items[int(item.item_id[1:])] = dataclasses.replace(
+            item, vector=unit(direction + 0.05 * rng.standard_normal(DIM) + 1e-6 * n))
+    index = make_index(items)
+    filtered: list[bool] = []
+    real = Scanner.candidates
+
+    def spy(self: Scanner, query: np.ndarray, keep: np.ndarray, want: int,  # type: ignore[no-untyped-def]
+            exact_filter: bool = False):
+        filtered.append(exact_filter)
+        return real(self, query, keep, want, exact_filter=exact_filter)
+
+    monkeypatch.setattr(Scanner, "candidates", spy)
+    got, want = both(index, direction, exclude=[("genre", ["Romance"])])
+    assert ids(got) == ids(want) and len(got.items) == 10
+    assert filtered == [False, True]
+
+
+def test_scanner_path_explains_items_like_the_full_scan(calls: list[int]) -> None:
+    """Reasons name the closest recent item with the verb of its first event, through the
+    scanner exactly as through the full scan (one lookup of the recent items per request)."""
+    items = catalog(5000, seed=12)
+    index = make_index(items)
+    rng = np.random.default_rng(12)
+    liked = rng.choice(5000, 15, replace=False)
+    recent = [RecentItem(items[r].item_id, "liked" if n % 2 else "watched")
+              for n, r in enumerate(liked)]
+    recent += [RecentItem(items[liked[0]].item_id, "rated"), RecentItem("unknown", "liked")]
+    query = unit(np.stack([items[r].vector for r in liked]).sum(axis=0))
+    view = index.view()
+    options = RankOptions(k=10, theta=0.3, concept_weight=1.0)
+    consumed = [items[r].item_id for r in liked]
+    got = Ranker(index).rank(view, query, [], consumed, recent, {}, options)
+    want = Ranker(index).rank(exact_view(view), query, [], consumed, recent, {}, options)
+    assert calls and ids(got) == ids(want)
+    reasons = [[(x.kind, x.text, x.source) for x in r.reasons] for r in got.items]
+    assert reasons == [[(x.kind, x.text, x.source) for x in r.reasons] for r in want.items]
+    vectors = np.stack([i.vector for i in items])
+    for r in got.items:
+        row = int(r.item_id[1:])
+        closest = liked[int(np.argmax(vectors[liked] @ vectors[row]))]
+        verb = "watched" if closest == liked[0] else next(
+            x.verb for x in recent if x.item_id == items[closest].item_id)
+        assert r.reasons[0].source == items[closest].item_id
+        assert r.reasons[0].text == f"because you {verb} 'Item {closest}'"
 
 
 def test_scores_other_than_behaviour_keep_the_full_scan(calls: list[int]) -> None:

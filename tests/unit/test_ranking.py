@@ -108,6 +108,21 @@ def test_consumed_counts_ignore_unknown_and_repeated_ids() -> None:
     assert "a1" not in ids(result) and len(result.items) == len(CATALOG) - 1
 
 
+def test_counts_skip_deleted_items_and_steps_that_did_not_run() -> None:
+    """A consumed item deleted from the catalog is not counted as removed by consumption; steps
+    with nothing to do count zero, and the next step's count is still its own."""
+    index = make_index()
+    index.delete(["a1"])
+    result = rank(index, consumed=["a1", "b1", "b1"])
+    assert (result.removed_consumed, result.removed_by_filters,
+            result.removed_by_dislikes) == (1, 0, 0)
+    assert sorted(ids(result)) == sorted(set(ALL_IDS) - {"a1", "b1"})
+    horror = grounded("horror", N, E[2])
+    result = rank(index, concepts=[horror], consumed=["a1", "b1"])
+    assert (result.removed_consumed, result.removed_by_filters,
+            result.removed_by_dislikes) == (1, 0, 2)  # t1, c1 (b1 already gone)
+
+
 @pytest.mark.parametrize(("include", "exclude", "expected"), [
     ([("genre", ["Comedy"])], [], ["a1", "a2"]),
     ([("genre", ["Comedy", "Drama"])], [], ["a1", "a2", "d1"]),  # OR across values
