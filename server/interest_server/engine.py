@@ -127,8 +127,8 @@ class InterestEngine:
             else:
                 todo.append((i, ev))
         if todo:
+            # (The write script itself publishes each changed user for watchers.)
             applied = self.users.apply_events([ev for _, ev in todo], self._item_vector)
-            self.notifier.events_applied([ev for _, ev in todo], applied)
             for (i, _), result in zip(todo, applied, strict=True):
                 results[i] = result
         return [r for r in results if r is not None]

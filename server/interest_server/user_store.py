@@ -222,7 +222,8 @@ class UserStore:
 
         Events must already be validated and refer to known items. Duplicates (same id, same
         payload) are reported, conflicting replays rejected, and the rest applied atomically per
-        user. Raises redis errors when Redis is unreachable: then nothing was acknowledged.
+        user; the write script publishes each changed user on its change channel. Raises redis
+        errors when Redis is unreachable: then nothing was acknowledged.
         """
         results: list[EventResult | None] = [None] * len(events)
         pending: dict[str, _Pending] = {}
@@ -315,7 +316,7 @@ class UserStore:
                           events[i].timestamp_ms or received_ms) for i in new_idx],
                 received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
             batch.add(p.keys.all(), [state.expected, record.encode(), self.user_ttl_s,
-                                     state.format1_mark, 0, b""])
+                                     state.format1_mark, 0, b"", self.keys.channel(p.user_id)])
             writes.append((p, new_idx, dup_idx, record))
         if not writes:
             return []

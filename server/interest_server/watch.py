@@ -20,14 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import redis
 
 from . import metrics
 from .errors import ResourceExhausted, Unavailable
-from .events import EventRecord, EventResult, Outcome
 from .keys import DEFAULT_KEYS, KeySpace
 from .redis_conn import REDIS_ERRORS, is_cluster
 
@@ -48,19 +47,14 @@ _WARN_EVERY_S = 60.0
 
 
 class ChangeNotifier:
-    """Publishes "this user's state changed" after a successful write. Never fails the write:
-    the state is stored; a lost notification is caught by the watchers' periodic resync."""
+    """Publishes "this user's state changed" after a successful concepts write or deletion
+    (event writes publish from their script). Never fails the write: the state is stored; a
+    lost notification is caught by the watchers' periodic resync."""
 
     def __init__(self, client: redis.Redis, keys: KeySpace = DEFAULT_KEYS) -> None:
         self.redis = client
         self.keys = keys
         self._last_warning = 0.0
-
-    def events_applied(self, events: Sequence[EventRecord],
-                       results: Sequence[EventResult]) -> None:
-        """Publish for every user with at least one APPLIED event (duplicates change nothing)."""
-        self.changed({ev.user_id for ev, r in zip(events, results, strict=True)
-                      if r.outcome == Outcome.APPLIED})
 
     def changed(self, user_ids: Iterable[str]) -> None:
         """Publish on each user's channel; one round trip for all of them."""

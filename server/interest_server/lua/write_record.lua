@@ -3,7 +3,9 @@
 --       event_times); see keys.py
 -- ARGV: expected header ('' = the user had no record), new record, user_ttl_s,
 --       format-1 mark ('' = the caller saw no format-1 state, else "<v>:<e>" of what it
---       converted), set_concepts ('1' = store ARGV[6] as the concepts), concepts
+--       converted), set_concepts ('1' = store ARGV[6] as the concepts), concepts,
+--       change channel ('' = none: PUBLISH there once written, to wake WatchRecommendations
+--       streams on every server process; a keyless command, so cluster-safe)
 -- The header (magic, version, epoch) names one incarnation of the user at one version, so a
 -- caller holding an old or cached record never writes over a user that moved, or that was
 -- deleted and re-created up to the same version meanwhile.
@@ -43,5 +45,8 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[2], ttl)
 elseif redis.call('PTTL', KEYS[2]) >= 0 then
   redis.call('PERSIST', KEYS[2])
+end
+if ARGV[7] and ARGV[7] ~= '' then
+  redis.call('PUBLISH', ARGV[7], '')
 end
 return 1
