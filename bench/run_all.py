@@ -12,7 +12,7 @@ BENCH = Path(__file__).resolve().parent
 SCALES: dict[str, dict[str, list[str]]] = {
     "quick": {
         "ingest": ["--duration", "3", "--redis-n", "20000"],
-        "freshness": ["--trials", "50", "--items", "2000"],
+        "freshness": ["--trials", "50", "--push-trials", "50", "--items", "2000"],
         "recommend": ["--sizes", "10000", "--requests", "50", "--tput-s", "2"],
         "encode": ["--texts", "300", "--rounds", "1", "--single", "10", "--calls", "20"],
         "memory": ["--users", "100", "--items", "20000"],
