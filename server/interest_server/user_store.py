@@ -18,7 +18,7 @@ from .errors import Aborted
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import HistoryEntry, InterestFunction, WeightedItem, event_weight
 from .keys import DEFAULT_KEYS, KeySpace, UserKeys
-from .redis_conn import ScriptBatch
+from .redis_conn import ScriptBatch, is_cluster
 from .user_record import (
     NewEvent,
     UserRecord,
@@ -167,34 +167,39 @@ class UserStore:
 
     def _load(self, users: Sequence[UserKeys], with_concepts: bool = False,
               format1: Sequence[bool] | bool = True) -> list[_Loaded]:
-        """Read users' records in one round trip. Where `format1` is true for a user, a missing
-        record is looked for in format 1 too (converted in memory, one more round trip; the
-        first write stores the conversion). The write path skips that look-up: its script
-        reports a format-1 user instead (WRITE_FORMAT1), and only then is it converted."""
+        """Read users' records (and concepts) with one MGET. Where `format1` is true for a user
+        whose record is missing, format 1 is looked for too (one more round trip, only for
+        those; converted in memory, and the first write stores the conversion). The write path
+        skips that look-up: its script reports a format-1 user instead (WRITE_FORMAT1)."""
         look = [format1] * len(users) if isinstance(format1, bool) else list(format1)
-        pipe = self.redis.pipeline(transaction=False)
-        for keys, check in zip(users, look, strict=True):
-            pipe.get(keys.record)
-            if check:
-                pipe.exists(keys.state)
-            if with_concepts:
-                pipe.get(keys.concepts)
-        replies = iter(pipe.execute() if users else [])
+        if not users:
+            return []
+        stride = 2 if with_concepts else 1
+        names = [key for keys in users
+                 for key in ((keys.record, keys.concepts) if with_concepts else (keys.record,))]
+        # One command for the lot on a single Redis; a cluster client splits it by slot.
+        values = (self.redis.mget_nonatomic(names) if is_cluster(self.redis)
+                  else self.redis.mget(names))
         loaded: list[_Loaded] = []
-        convert: list[int] = []
+        missing: list[int] = []
         for n, check in enumerate(look):
-            raw = next(replies)
-            has_format1 = next(replies) if check else False
-            concepts = next(replies) if with_concepts else None
+            raw = values[stride * n]
+            concepts = values[stride * n + 1] if with_concepts else None
             if raw:
                 record = UserRecord.decode(raw)
                 loaded.append(_Loaded(record, record.header(), "", concepts))
             else:
                 loaded.append(_Loaded(UserRecord(), b"", "", concepts))
-                if has_format1:
-                    convert.append(n)
-        if convert:
-            self._convert_format1([users[n] for n in convert], [loaded[n] for n in convert])
+                if check:
+                    missing.append(n)
+        if missing:
+            pipe = self.redis.pipeline(transaction=False)
+            for n in missing:
+                pipe.exists(users[n].state)
+            convert = [n for n, found in zip(missing, pipe.execute(), strict=True) if found]
+            if convert:
+                self._convert_format1([users[n] for n in convert],
+                                      [loaded[n] for n in convert])
         return loaded
 
     def _convert_format1(self, users: Sequence[UserKeys], loaded: Sequence[_Loaded]) -> None:
@@ -395,7 +400,7 @@ class UserStore:
     # ---- reads --------------------------------------------------------------------------
 
     def snapshot(self, user_id: str) -> UserSnapshot:
-        """Everything about one user, in one round trip."""
+        """Everything about one user: one MGET (and one EXISTS for a user with no record)."""
         (state,) = self._load([self.keys.user(user_id)], with_concepts=True)
         record = state.record
         return UserSnapshot(user_id=user_id, version=record.version, accumulator=record.vector,

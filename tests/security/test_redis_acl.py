@@ -28,7 +28,7 @@ PASSWORD = "acl-pw-7c1d9e"
 # AUTH and HELLO need no permission. The Lua script's own commands are checked too.
 COMMANDS = [
     "ping", "evalsha", "script|load", "script|exists",
-    "get", "set", "del", "exists", "getrange", "hgetall", "hmget", "hset",
+    "get", "mget", "set", "del", "exists", "getrange", "hgetall", "hmget", "hset",
     "lrange", "sadd", "srem", "smembers", "sscan", "zrange", "zincrby", "zrevrange",
     "xadd", "xread", "xrevrange", "expire", "persist", "pttl", "publish", "subscribe",
     "unsubscribe",
