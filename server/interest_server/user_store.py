@@ -30,6 +30,8 @@ from .user_record import (
 
 log = logging.getLogger(__name__)
 
+WRITE_ARITY = 7
+"""Keys, and arguments, per write_record.lua call."""
 WRITTEN, WRITE_FORMAT1 = 1, 2
 """write_record.lua's replies besides 0 (the user moved)."""
 MAX_CAS_ATTEMPTS = 32
@@ -160,7 +162,21 @@ class UserStore:
         self.dedupe_ttl_ms = dedupe_ttl_s * 1000
         self.popularity_half_life_ms = popularity_half_life_s * 1000.0
         lua = Path(__file__).parent / "lua"
-        self._write = client.register_script((lua / "write_record.lua").read_text())
+        single = (lua / "write_record.lua").read_text()
+        self._write = client.register_script(single)
+        # On a single Redis, one call writes every user of a batch: the same script as a
+        # function applied per user (its KEYS and ARGV shadowed by that user's slices), which
+        # saves a command per user on both sides. A cluster refuses keys of several slots in
+        # one script, so there each user keeps its own call (ScriptBatch, one pipeline a node).
+        self._write_many = None if is_cluster(client) else client.register_script(
+            "local function write_one(KEYS, ARGV)\n" + single + "\nend\n"
+            f"local out, n = {{}}, {WRITE_ARITY}\n"
+            "for u = 0, #KEYS / n - 1 do\n"
+            "  local k, a = {}, {}\n"
+            "  for j = 1, n do k[j] = KEYS[u * n + j]; a[j] = ARGV[u * n + j] end\n"
+            "  out[u + 1] = write_one(k, a)\n"
+            "end\n"
+            "return out\n")
         self._bump = client.register_script((lua / "bump_popularity.lua").read_text())
 
     # ---- record reads -------------------------------------------------------------------
@@ -273,7 +289,7 @@ class UserStore:
             loaded[p.user_id] = state
 
         writes: list[tuple[_Pending, list[int], list[int], UserRecord]] = []
-        batch = ScriptBatch(self.redis, self._write)
+        calls: list[tuple[list[str], list[bytes | str | int]]] = []
         for p in todo:
             state = loaded[p.user_id]
             record = state.record
@@ -320,14 +336,16 @@ class UserStore:
                           int(events[i].type), events[i].value,
                           events[i].timestamp_ms or received_ms) for i in new_idx],
                 received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
-            batch.add(p.keys.all(), [state.expected, record.encode(), self.user_ttl_s,
-                                     state.format1_mark, 0, b"", self.keys.channel(p.user_id)])
+            calls.append((p.keys.all(), [state.expected, record.encode(), self.user_ttl_s,
+                                         state.format1_mark, 0, b"",
+                                         self.keys.channel(p.user_id)]))
             writes.append((p, new_idx, dup_idx, record))
         if not writes:
             return []
         check_waiting()  # a caller that gave up while we read must see no late write
         retry = []
-        for (p, new_idx, dup_idx, record), reply in zip(writes, batch.execute(), strict=True):
+        for (p, new_idx, dup_idx, record), reply in zip(writes, self._run_writes(calls),
+                                                        strict=True):
             if int(reply) != WRITTEN:  # the user moved, or is in format 1: re-read and retry
                 p.format1 = p.format1 or int(reply) == WRITE_FORMAT1
                 if self.cache is not None:
@@ -345,6 +363,18 @@ class UserStore:
                 results[i] = EventResult(Outcome.DUPLICATE, record.version)
             self._fix_conflict_versions(p, results, record.version)
         return retry
+
+    def _run_writes(self, calls: list[tuple[list[str], list[bytes | str | int]]]) -> list[int]:
+        """write_record.lua for every call, in one round trip; one reply per call."""
+        if self._write_many is None:
+            batch = ScriptBatch(self.redis, self._write)
+            for keys, args in calls:
+                batch.add(keys, args)
+            return [int(r) for r in batch.execute()]
+        if len(calls) == 1:
+            return [int(self._write(keys=calls[0][0], args=calls[0][1]))]
+        return [int(r) for r in self._write_many(keys=[k for keys, _ in calls for k in keys],
+                                                 args=[a for _, args in calls for a in args])]
 
     @staticmethod
     def _fix_conflict_versions(p: _Pending, results: list[EventResult | None],
