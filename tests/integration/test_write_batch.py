@@ -1,13 +1,14 @@
-"""One write_record.lua call for many users (single Redis): each user's outcome is its own."""
+"""The store's write path against a real Redis: the many-user script call, and the cache."""
 
 from __future__ import annotations
 
 import numpy as np
 import redis
+from interest_server.events import EventRecord, EventType
 from interest_server.interest_model import DecayedAverageModel
 from interest_server.keys import user_keys
 from interest_server.user_record import UserRecord
-from interest_server.user_store import WRITE_FORMAT1, WRITTEN, UserStore
+from interest_server.user_store import WRITE_FORMAT1, WRITTEN, UserStateCache, UserStore
 
 
 def test_one_call_writes_some_users_and_refuses_others(redis_client: redis.Redis) -> None:
@@ -31,3 +32,36 @@ def test_one_call_writes_some_users_and_refuses_others(redis_client: redis.Redis
     assert not redis_client.exists(user_keys("legacy").record)
     assert redis_client.hget(user_keys("legacy").state, "v") == b"2"
     assert UserRecord.decode(redis_client.get(user_keys("kept").record)).version == 4
+
+
+class _RecordingModel(DecayedAverageModel):
+    """The decayed average, remembering the history each update was given."""
+
+    history_length = 3
+
+    def __init__(self) -> None:
+        super().__init__(86400.0, dim=4)
+        self.histories: list[list[str]] = []
+
+    def update(self, acc, t_ref, history, new):  # noqa: ANN001, ANN201 - the protocol's types
+        self.histories.append([h.item_id for h in history])
+        return super().update(acc, t_ref, history, new)
+
+
+def test_a_cached_user_gets_the_same_history_as_a_read_one(redis_client: redis.Redis) -> None:
+    """The cache holds whole records, so a model that reads the user's recent events (the
+    learned one) can use it too: the history must equal what a fresh read gives."""
+    def run(cache_size: int, user: str) -> list[list[str]]:
+        model = _RecordingModel()
+        cache = UserStateCache(cache_size)
+        store = UserStore(redis_client, model, 50, 86400, 86400.0, cache=cache)
+        vec = np.ones(4, np.float32)
+        for n in range(5):
+            store.apply_events([EventRecord(f"{user}-{n}", user, f"i{n}", EventType.LIKE, None,
+                                            1_800_000_000_000 + n)], lambda _item: vec)
+        assert cache.hits == (4 if cache_size else 0)
+        return model.histories
+
+    expected = [[], ["i0"], ["i0", "i1"], ["i0", "i1", "i2"], ["i1", "i2", "i3"]]
+    assert run(0, "read-each-time") == expected
+    assert run(100, "cached") == expected
