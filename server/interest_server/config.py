@@ -77,7 +77,9 @@ class Settings:
     window_size: int = 50
     """Recent events kept per user."""
     dedupe_ttl_s: int = 86400
-    """How long an event_id is remembered for duplicate detection (at least this long)."""
+    """How long an event_id is remembered for duplicate detection (at least this long, and
+    also while the event is among the user's last window_size events). Each remembered event
+    costs 37 bytes of the user's record."""
     half_life_s: float = 30 * 86400
     """Half-life of an event's weight in the behaviour interest vector (event time)."""
     popularity_half_life_s: float = 30 * 86400
