@@ -249,8 +249,10 @@ class UserStore:
         results: list[EventResult | None] = [None] * len(events)
         pending: dict[str, _Pending] = {}
         for i, ev in enumerate(events):
-            pending.setdefault(ev.user_id, _Pending(ev.user_id, self.keys.user(ev.user_id), []))
-            pending[ev.user_id].indices.append(i)
+            p = pending.get(ev.user_id)
+            if p is None:
+                p = pending[ev.user_id] = _Pending(ev.user_id, self.keys.user(ev.user_id), [])
+            p.indices.append(i)
         received_ms = now_ms()
         # Once per batch, whatever the retries.
         fingerprints = [fingerprint_bits(ev.fingerprint()) for ev in events]
