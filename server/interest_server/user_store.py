@@ -30,8 +30,6 @@ from .user_record import (
 
 log = logging.getLogger(__name__)
 
-WRITE_ARITY = 7
-"""Keys, and arguments, per write_record.lua call."""
 WRITTEN, WRITE_FORMAT1 = 1, 2
 """write_record.lua's replies besides 0 (the user moved)."""
 MAX_CAS_ATTEMPTS = 32
@@ -79,6 +77,15 @@ class _Pending:
     indices: list[int]
     format1: bool = False
     """The write script found the user in record format 1: read and convert it."""
+
+
+@dataclass
+class _Write:
+    """One user's call of write_record.lua, with the popularity its events add if written."""
+
+    keys: list[str]
+    args: list[bytes | str | int]
+    popularity: list[float | str]
 
 
 @dataclass
@@ -164,19 +171,14 @@ class UserStore:
         lua = Path(__file__).parent / "lua"
         single = (lua / "write_record.lua").read_text()
         self._write = client.register_script(single)
-        # On a single Redis, one call writes every user of a batch: the same script as a
-        # function applied per user (its KEYS and ARGV shadowed by that user's slices), which
-        # saves a command per user on both sides. A cluster refuses keys of several slots in
-        # one script, so there each user keeps its own call (ScriptBatch, one pipeline a node).
+        # On a single Redis, one call writes every user of a batch and counts the written
+        # events' popularity: write_records.lua applies the same script as a function per user
+        # (its KEYS and ARGV shadowed by that user's slices). A cluster refuses keys of several
+        # slots in one script, so there each user keeps its own call (ScriptBatch, one pipeline
+        # a node) and popularity follows in another.
         self._write_many = None if is_cluster(client) else client.register_script(
             "local function write_one(KEYS, ARGV)\n" + single + "\nend\n"
-            f"local out, n = {{}}, {WRITE_ARITY}\n"
-            "for u = 0, #KEYS / n - 1 do\n"
-            "  local k, a = {}, {}\n"
-            "  for j = 1, n do k[j] = KEYS[u * n + j]; a[j] = ARGV[u * n + j] end\n"
-            "  out[u + 1] = write_one(k, a)\n"
-            "end\n"
-            "return out\n")
+            + (lua / "write_records.lua").read_text())
         self._bump = client.register_script((lua / "bump_popularity.lua").read_text())
 
     # ---- record reads -------------------------------------------------------------------
@@ -257,22 +259,20 @@ class UserStore:
         # Once per batch, whatever the retries.
         fingerprints = [fingerprint_bits(ev.fingerprint()) for ev in events]
         id_hashes = [event_id_hash(ev.event_id) for ev in events]
-        applied_items: list[tuple[str, int]] = []
         todo = list(pending.values())
         for _attempt in range(MAX_CAS_ATTEMPTS):
             if not todo:
                 break
             todo = self._attempt(todo, events, fingerprints, id_hashes, results, item_vector,
-                                 received_ms, applied_items)
+                                 received_ms)
         if todo:
             raise Aborted(f"{len(todo)} user(s) kept changing concurrently; retry the batch")
-        self._bump_popularity(applied_items)
         return [r for r in results if r is not None]
 
     def _attempt(self, todo: list[_Pending], events: Sequence[EventRecord],
                  fingerprints: Sequence[int], id_hashes: Sequence[int],
                  results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
-                 received_ms: int, applied_items: list[tuple[str, int]]) -> list[_Pending]:
+                 received_ms: int) -> list[_Pending]:
         """One optimistic round for the given users; returns the users to retry.
 
         Users this process wrote last (in the cache) are written without a read: the script
@@ -291,7 +291,7 @@ class UserStore:
             loaded[p.user_id] = state
 
         writes: list[tuple[_Pending, list[int], list[int], UserRecord]] = []
-        calls: list[tuple[list[str], list[bytes | str | int]]] = []
+        calls: list[_Write] = []
         for p in todo:
             state = loaded[p.user_id]
             record = state.record
@@ -338,9 +338,12 @@ class UserStore:
                           int(events[i].type), events[i].value,
                           events[i].timestamp_ms or received_ms) for i in new_idx],
                 received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
-            calls.append((p.keys.all(), [state.expected, record.encode(), self.user_ttl_s,
-                                         state.format1_mark, 0, b"",
-                                         self.keys.channel(p.user_id)]))
+            calls.append(_Write(p.keys.all(), [state.expected, record.encode(), self.user_ttl_s,
+                                               state.format1_mark, 0, b"",
+                                               self.keys.channel(p.user_id)],
+                                self._popularity([(events[i].item_id,
+                                                   events[i].timestamp_ms or received_ms)
+                                                  for i in new_idx])))
             writes.append((p, new_idx, dup_idx, record))
         if not writes:
             return []
@@ -360,23 +363,29 @@ class UserStore:
                 self.cache.put(p.keys.record, CachedState(record))
             for i in new_idx:
                 results[i] = EventResult(Outcome.APPLIED, record.version)
-                applied_items.append((events[i].item_id, events[i].timestamp_ms or received_ms))
             for i in dup_idx:
                 results[i] = EventResult(Outcome.DUPLICATE, record.version)
             self._fix_conflict_versions(p, results, record.version)
         return retry
 
-    def _run_writes(self, calls: list[tuple[list[str], list[bytes | str | int]]]) -> list[int]:
-        """write_record.lua for every call, in one round trip; one reply per call."""
-        if self._write_many is None:
-            batch = ScriptBatch(self.redis, self._write)
-            for keys, args in calls:
-                batch.add(keys, args)
-            return [int(r) for r in batch.execute()]
-        if len(calls) == 1:
-            return [int(self._write(keys=calls[0][0], args=calls[0][1]))]
-        return [int(r) for r in self._write_many(keys=[k for keys, _ in calls for k in keys],
-                                                 args=[a for _, args in calls for a in args])]
+    def _run_writes(self, calls: list[_Write]) -> list[int]:
+        """write_record.lua for every call, and the popularity of the events of every call that
+        wrote, in one round trip on a single Redis (two on a cluster); one reply per call."""
+        if self._write_many is not None:
+            keys = [k for c in calls for k in c.keys] + [self.keys.popularity]
+            args = [a for c in calls for a in c.args]
+            for c in calls:
+                args += [len(c.popularity) // 2, *c.popularity]
+            return [int(r) for r in self._write_many(keys=keys, args=args)]
+        batch = ScriptBatch(self.redis, self._write)
+        for c in calls:
+            batch.add(c.keys, c.args)
+        replies = [int(r) for r in batch.execute()]
+        written = [a for c, r in zip(calls, replies, strict=True) if r == WRITTEN
+                   for a in c.popularity]
+        if written:
+            self._bump(keys=[self.keys.popularity], args=written)
+        return replies
 
     @staticmethod
     def _fix_conflict_versions(p: _Pending, results: list[EventResult | None],
@@ -386,20 +395,16 @@ class UserStore:
             if r is not None and r.outcome == Outcome.REJECTED:
                 results[i] = EventResult(r.outcome, version, r.reason, r.message)
 
-    def _bump_popularity(self, applied: list[tuple[str, int]]) -> None:
-        """Forward-decayed counts: add 2^((t - epoch)/half_life), so newer events count more
-        and scores never need rewriting. Best effort: popularity is a cold-start prior."""
-        if not applied:
-            return
+    def _popularity(self, applied: list[tuple[str, int]]) -> list[float | str]:
+        """(increment, item id) pairs, flat, of forward-decayed counts: each event adds
+        2^((t - epoch)/half_life), so newer events count more and scores never need
+        rewriting. Popularity is a cold-start prior."""
         increments: dict[str, float] = {}
         for item_id, ts in applied:
             exponent = max(min((ts - POPULARITY_EPOCH_MS) / self.popularity_half_life_ms, 900.0),
                            -900.0)
             increments[item_id] = increments.get(item_id, 0.0) + 2.0 ** exponent
-        args: list[float | str] = []
-        for item_id, inc in increments.items():
-            args += [inc, item_id]
-        self._bump(keys=[self.keys.popularity], args=args)
+        return [x for item_id, inc in increments.items() for x in (inc, item_id)]
 
     def store_concepts(self, user_id: str,
                        update: Callable[[bytes | None], bytes]) -> int:

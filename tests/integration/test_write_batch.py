@@ -8,7 +8,13 @@ from interest_server.events import EventRecord, EventType
 from interest_server.interest_model import DecayedAverageModel
 from interest_server.keys import user_keys
 from interest_server.user_record import UserRecord
-from interest_server.user_store import WRITE_FORMAT1, WRITTEN, UserStateCache, UserStore
+from interest_server.user_store import (
+    WRITE_FORMAT1,
+    WRITTEN,
+    UserStateCache,
+    UserStore,
+    _Write,
+)
 
 
 def test_one_call_writes_some_users_and_refuses_others(redis_client: redis.Redis) -> None:
@@ -20,13 +26,17 @@ def test_one_call_writes_some_users_and_refuses_others(redis_client: redis.Redis
     redis_client.hset(user_keys("legacy").state, mapping={"v": 2, "e": "00"})
     stale = UserRecord(version=2, epoch=b"\x07" * 8)
 
-    def call(user: str, expected: bytes, version: int) -> tuple[list[str], list[object]]:
+    def call(user: str, expected: bytes, version: int) -> _Write:
         new = UserRecord(version=version, epoch=b"\x07" * 8, vector=np.zeros(4, np.float32))
-        return user_keys(user).all(), [expected, new.encode(), 0, "", 0, b"", ""]
+        return _Write(user_keys(user).all(), [expected, new.encode(), 0, "", 0, b"", ""],
+                      [1.0, f"item-of-{user}", 0.5, "shared"])
 
     replies = store._run_writes([call("fresh", b"", 1), call("moved", stale.header(), 3),
                                  call("legacy", b"", 3), call("kept", current.header(), 4)])
     assert replies == [WRITTEN, 0, WRITE_FORMAT1, WRITTEN]
+    # Only the written users' events count towards popularity.
+    assert dict(redis_client.zrange("pop", 0, -1, withscores=True)) == {
+        b"item-of-fresh": 1.0, b"item-of-kept": 1.0, b"shared": 1.0}
     assert UserRecord.decode(redis_client.get(user_keys("fresh").record)).version == 1
     assert UserRecord.decode(redis_client.get(user_keys("moved").record)).version == 3
     assert not redis_client.exists(user_keys("legacy").record)
