@@ -118,7 +118,7 @@ class Settings:
     user_cache_size: int = 0
     """Users whose last written record this process remembers, so their next events are
     written in one Redis round trip without a read (the write script refuses a stale entry,
-    which then costs a re-read); about 6 KB each at 384 dims and a full 50-event window, more
+    which then costs a re-read); about 5 KB each at 384 dims and a full 50-event window, more
     for users with many consumed items. 0 (the default): always
     read first. Trade-off: without the read, a write sent just before Redis stalls can land
     after the caller's deadline or cancel (the ids still dedupe a retry); with the read, the

@@ -13,14 +13,19 @@ compare of the first HEADER.size bytes, and a read is one GET:
     events   u32 count, then EVENT_DTYPE rows, oldest first (arrival order): the window plus every
              event still inside the dedupe horizon
     ids      u32 byte length, then the event ids of the newest rows joined by NUL (only the
-             window's events keep their id text; older rows keep its 64-bit hash for dedupe)
+             window's events keep their id text; older rows keep its 64-bit hash for dedupe).
+             Ids that are lower-case hex or canonical UUIDs are stored as a control-character
+             tag + the base64 of their bytes (23 characters for 32 or 36): ids are printable,
+             so a tag never starts a real one, and the packing is lossless
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +67,34 @@ def _split(blob: bytes) -> list[str]:
     return blob.decode().split("\x00") if blob else []
 
 
+_HEX = re.compile(r"(?:[0-9a-f]{2}){8,64}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_TAG, _UUID_TAG = "\x01", "\x02"
+
+
+def pack_event_id(event_id: str) -> str:
+    """The stored form of an event id: lower-case hex (16-128 digits) and canonical UUIDs as a
+    tag + unpadded base64 of their bytes, anything else as it is."""
+    if _HEX.fullmatch(event_id):
+        return _HEX_TAG + base64.b64encode(bytes.fromhex(event_id)).decode().rstrip("=")
+    if _UUID.fullmatch(event_id):
+        raw = bytes.fromhex(event_id.replace("-", ""))
+        return _UUID_TAG + base64.b64encode(raw).decode().rstrip("=")
+    return event_id
+
+
+def unpack_event_id(stored: str) -> str:
+    """Inverse of pack_event_id."""
+    tag = stored[:1]
+    if tag not in (_HEX_TAG, _UUID_TAG):
+        return stored
+    body = stored[1:]
+    raw = base64.b64decode(body + "=" * (-len(body) % 4)).hex()
+    if tag == _HEX_TAG:
+        return raw
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+
 @dataclass
 class NewEvent:
     """An event about to be added to a record."""
@@ -79,7 +112,7 @@ class NewEvent:
 @dataclass
 class UserRecord:
     """A decoded record. `events` is a structured array of EVENT_DTYPE, oldest first;
-    `event_ids` are the id texts of the newest len(event_ids) rows."""
+    `packed_ids` are the stored id texts (pack_event_id) of the newest len(packed_ids) rows."""
 
     version: int = 0
     epoch: bytes = b""
@@ -90,7 +123,7 @@ class UserRecord:
     vector: np.ndarray | None = None
     items: list[str] = field(default_factory=list)
     events: np.ndarray = field(default_factory=lambda: np.zeros(0, EVENT_DTYPE))
-    event_ids: list[str] = field(default_factory=list)
+    packed_ids: list[str] = field(default_factory=list)
     _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
     _items_blob: bytes | None = field(default=None, repr=False, compare=False)
     """`items` as stored (NUL-joined), while it is known to be current."""
@@ -109,7 +142,7 @@ class UserRecord:
         items = self._items_blob
         if items is None:
             items = SEP.join(i.encode() for i in self.items)
-        ids = SEP.join(e.encode() for e in self.event_ids)
+        ids = "\x00".join(self.packed_ids).encode()
         return b"".join([
             HEADER.pack(MAGIC, self.version, self.epoch),
             META.pack(self.t_ref, self.updated_ms, self.applied, len(model), dim,
@@ -143,13 +176,18 @@ class UserRecord:
         events = np.frombuffer(raw, EVENT_DTYPE, count, pos)  # read-only: writes build anew
         pos += count * EVENT_DTYPE.itemsize
         (n,) = LENGTH.unpack_from(raw, pos)
-        event_ids = _split(raw[pos + 4:pos + 4 + n])
+        packed_ids = _split(raw[pos + 4:pos + 4 + n])
         if pos + 4 + n != len(raw):
             raise ValueError("user record has trailing or missing bytes")
         return cls(version, epoch, t_ref, updated_ms, applied, model, vector, _split(items_blob),
-                   events, event_ids, _items_blob=items_blob)
+                   events, packed_ids, _items_blob=items_blob)
 
     # ---- reads --------------------------------------------------------------------------
+
+    @property
+    def event_ids(self) -> list[str]:
+        """The id texts of the newest len(event_ids) rows (the window's)."""
+        return [unpack_event_id(e) for e in self.packed_ids]
 
     def stored_fingerprints(self) -> dict[int, int]:
         """event id hash -> fingerprint bits of every event inside the dedupe horizon."""
@@ -157,9 +195,9 @@ class UserRecord:
 
     def recent(self, limit: int) -> list[dict]:
         """Up to `limit` newest window events, newest first, as {e, i, t, v, ts} dicts."""
-        n = min(limit, len(self.event_ids), len(self.events))
+        n = min(limit, len(self.packed_ids), len(self.events))
         rows = self.events[len(self.events) - n:]
-        ids = self.event_ids[len(self.event_ids) - n:]
+        ids = [unpack_event_id(e) for e in self.packed_ids[len(self.packed_ids) - n:]]
         out = []
         for row, event_id in zip(rows.tolist(), ids, strict=True):
             _, _, _, ts, item, etype, value = row
@@ -204,14 +242,14 @@ class UserRecord:
             if not keep.all():
                 rows = rows[keep]
         self.events = rows
-        ids = self.event_ids + [e.event_id for e in new]
-        self.event_ids = ids[max(len(ids) - window, 0):]
+        ids = self.packed_ids + [pack_event_id(e.event_id) for e in new[max(len(new) - window, 0):]]
+        self.packed_ids = ids[max(len(ids) - window, 0):]
 
     def copy(self) -> UserRecord:
         """A deep enough copy to modify without touching this one."""
         return UserRecord(self.version, self.epoch, self.t_ref, self.updated_ms, self.applied,
                           self.model, self.vector, list(self.items), self.events,
-                          list(self.event_ids), dict(self._positions) if self._positions
+                          list(self.packed_ids), dict(self._positions) if self._positions
                           is not None else None, self._items_blob)
 
 
@@ -248,9 +286,9 @@ def from_format1(state: dict[bytes, bytes], window: Sequence[bytes], seen: Itera
                    record.item_position(e["i"]), e["t"],
                    np.nan if e.get("v") is None else e["v"])
     record.events = rows
-    record.event_ids = [e["e"] for e in entries]
+    record.packed_ids = [pack_event_id(e["e"]) for e in entries]
     return record
 
 
 __all__ = ["EVENT_DTYPE", "HEADER", "NewEvent", "UserRecord", "event_id_hash",
-           "fingerprint_bits", "from_format1", "new_epoch"]
+           "fingerprint_bits", "from_format1", "new_epoch", "pack_event_id", "unpack_event_id"]

@@ -15,6 +15,8 @@ from interest_server.user_record import (
     event_id_hash,
     fingerprint_bits,
     from_format1,
+    pack_event_id,
+    unpack_event_id,
 )
 
 NOW_MS = 1_800_000_000_000
@@ -142,3 +144,27 @@ def test_items_appended_after_a_decode_are_encoded() -> None:
     empty = UserRecord.decode(UserRecord(version=1, epoch=b"\x06" * 8).encode())
     empty.add_events([new(0)], NOW_MS, 50, 0)
     assert UserRecord.decode(empty.encode()).items == ["i0"]
+
+
+@pytest.mark.parametrize("event_id", [
+    "0123456789abcdef0123456789abcdef", "00" * 8, "ff" * 64, "a" * 32,
+    "123e4567-e89b-12d3-a456-426614174000", "00000000-0000-0000-0000-000000000000",
+    "0123456789ABCDEF0123456789ABCDEF", "abc", "0123456789abcdef0", "e-1", "ü-漢字", "\U0001f642",
+    "123E4567-E89B-12D3-A456-426614174000", "123e4567e89b-12d3-a456-426614174000"])
+def test_event_ids_pack_losslessly(event_id: str) -> None:
+    packed = pack_event_id(event_id)
+    assert unpack_event_id(packed) == event_id
+    assert "\x00" not in packed and len(packed) <= len(event_id)
+
+
+def test_hex_and_uuid_ids_are_stored_in_23_characters() -> None:
+    assert len(pack_event_id("0123456789abcdef" * 2)) == 23
+    assert len(pack_event_id("123e4567-e89b-12d3-a456-426614174000")) == 23
+    record = UserRecord(version=1, epoch=b"\x07" * 8)
+    ids = [f"{n:032x}" for n in range(50)]
+    record.add_events([NewEvent(e, event_id_hash(e), 1, "i", 1, None, NOW_MS) for e in ids],
+                      NOW_MS, 50, 0)
+    again = UserRecord.decode(record.encode())
+    assert again.event_ids == ids and [r["e"] for r in again.recent(50)] == ids[::-1]
+    assert len(again.encode()) == len(record.encode())
+    assert len("\x00".join(again.packed_ids).encode()) == 50 * 24 - 1
