@@ -16,6 +16,7 @@ from _common import machine, print_table, private_redis, write_result
 from interest_server.user_record import HEADER, MAGIC
 
 LUA = Path(interest_server.__file__).parent / "lua" / "write_record.lua"
+LUA_MANY = LUA.with_name("write_records.lua")
 GUARD_START, GUARD_END = "local expected = ARGV[1]\n", "redis.call('SET', KEYS[1], ARGV[2])\n"
 RECORD_BYTES = 5_400
 """About one user's record at a 50-event window (bench/README.md, Memory)."""
@@ -46,10 +47,13 @@ def evalsha_command(sha: str) -> list[str]:
 
 
 def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) -> dict[str, Any]:
-    """The server's own Redis traffic for `events` events in batches, issued from Python with
-    redis-py: per user and batch, GET + EXISTS in one pipeline, then EVALSHA of a record of
-    RECORD_BYTES guarded by its header, + ZINCRBY per event in another."""
-    script = client.register_script(LUA.read_text())
+    """The server's own Redis traffic (single Redis) for `events` events in batches, issued
+    from Python with redis-py: per batch one MGET of the users' records, then one EVALSHA of
+    write_records.lua writing each user's record of RECORD_BYTES, guarded by its header, with
+    one popularity increment per event."""
+    # Assembled as UserStore does: write_record.lua as a function, then the per-user loop.
+    script = client.register_script("local function write_one(KEYS, ARGV)\n" + LUA.read_text()
+                                    + "\nend\n" + LUA_MANY.read_text())
     version: dict[int, int] = {}
     rng = random.Random(1)
     tag = f"py{batch}.{rng.getrandbits(32):08x}.{time.time_ns()}"  # fresh users every call
@@ -60,23 +64,19 @@ def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) ->
         by_user: dict[int, list[int]] = {}
         for e in range(b, min(b + batch, events)):
             by_user.setdefault(rng.randrange(users), []).append(e)
-        pipe = client.pipeline(transaction=False)
-        for u in by_user:
-            pipe.get(f"{tag}:{{{u}}}:rec")
-            pipe.exists(f"{tag}:{{{u}}}:state")
-        pipe.execute()
-        pipe = client.pipeline(transaction=False)
+        client.mget([f"{tag}:{{{u}}}:rec" for u in by_user])
+        keys: list[str] = []
+        args: list[Any] = []
         for u in by_user:
             v = version.get(u, 0)
             expected = HEADER.pack(MAGIC, v, epoch) if v else b""
-            record = HEADER.pack(MAGIC, v + 1, epoch) + filler
-            keys = [f"{tag}:{{{u}}}:{k}" for k in KEY_NAMES]
-            script(keys=keys, args=[expected, record, 0, "", 0, ""], client=pipe)
+            keys += [f"{tag}:{{{u}}}:{k}" for k in KEY_NAMES]
+            args += [expected, HEADER.pack(MAGIC, v + 1, epoch) + filler, 0, "", 0, "", ""]
             version[u] = v + 1
-        for e in range(b, min(b + batch, events)):
-            pipe.zincrby("py:pop", 1.0, f"s{e % 1000}")
-        replies = pipe.execute()
-        assert all(int(r) == 1 for r in replies[: len(by_user)]), "header guard refused"
+        for evs in by_user.values():
+            args += [len(evs), *(x for e in evs for x in (1.0, f"s{e % 1000}"))]
+        replies = script(keys=[*keys, "py:pop"], args=args)
+        assert all(int(r) == 1 for r in replies), "header guard refused"
     elapsed = time.perf_counter() - t0
     return {"events_per_s": events / elapsed, "events": events, "batch": batch, "users": users}
 
