@@ -206,6 +206,14 @@ class UserRecord:
         out.reverse()
         return out
 
+    def history(self, limit: int) -> list[tuple[str, int, int]]:
+        """Up to `limit` newest window events, oldest first, as (item id, type, timestamp):
+        what a model reading recent events needs, without unpacking the event ids."""
+        n = min(limit, len(self.packed_ids), len(self.events))
+        rows = self.events[len(self.events) - n:]
+        return [(self.items[item] if item != NO_ITEM else "", etype, ts)
+                for _, _, _, ts, item, etype, _ in rows.tolist()]
+
     def consumed(self) -> set[str]:
         """Every item the user consumed."""
         return set(self.items)

@@ -324,8 +324,8 @@ class UserStore:
                                   event_weight(events[i].type, events[i].value),
                                   events[i].timestamp_ms or received_ms, events[i].item_id,
                                   events[i].type) for i in new_idx]
-            history = [HistoryEntry(e["i"], EventType(e["t"]), e["ts"])
-                       for e in reversed(record.recent(self.interest.history_length))] \
+            history = [HistoryEntry(item, EventType(etype), ts) for item, etype, ts
+                       in record.history(self.interest.history_length)] \
                 if self.interest.history_length else []
             acc, t_ref = self.interest.update(acc, t_ref, history, items)
             record.vector, record.t_ref, record.model = acc, t_ref, self.model_id

@@ -53,6 +53,8 @@ def test_encode_decode_round_trip() -> None:
         {"e": "e1", "i": "i1", "t": 2, "v": None, "ts": NOW_MS + 1},
         {"e": "e0", "i": "i0", "t": 2, "v": 4.5, "ts": NOW_MS}]
     assert again.recent(1)[0]["e"] == "e2"
+    assert again.history(2) == [("i1", 2, NOW_MS + 1), ("i2", 2, NOW_MS + 2)]
+    assert again.history(10) == [(r["i"], r["t"], r["ts"]) for r in reversed(again.recent(10))]
     assert again.stored_fingerprints() == {event_id_hash(f"e{n}"): 1000 + n for n in range(3)}
     assert again.consumed() == {"i0", "i1", "i2"}
 
