@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 from interest.v1 import interest_pb2 as pb
@@ -19,6 +19,7 @@ from .errors import FailedPrecondition, InvalidArgument
 from .events import EventRecord, EventResult, Outcome, RejectReason
 from .grpc_errors import rpc
 from .ranking import RankOptions
+from .stream_reader import StreamReader
 from .tenancy import TenantEngines, TenantResolver
 from .watch import MAX_INTERVAL_MS, WatchHub
 
@@ -44,43 +45,57 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
     @rpc
     def StreamEvents(self, request_iterator: Iterator[pb.EventBatch],  # noqa: N802
                      context: grpc.ServicerContext) -> Iterator[pb.EventBatchAck]:
-        # One batch at a time: the next message is read only after this one's acks are sent,
-        # so HTTP/2 flow control pushes back on a client that outruns Redis.
+        # Messages that have already arrived are written together (one Redis read and one
+        # write for all of them), then acknowledged one by one, in order. Nothing waits for
+        # more: a lone message is written at once. The read-ahead buffer holds at most one
+        # write's worth of events, so HTTP/2 flow control still pushes back on a client that
+        # outruns Redis.
         engine = self._engine(context)
-        for batch in request_iterator:
-            if not context.is_active():
-                return
-            yield self._ingest(engine, batch, context)
+        s = self.settings
+        budget = s.stream_coalesce_events
+        with StreamReader(request_iterator, _event_count, budget) as reader:
+            while True:
+                taken = reader.take(budget, _checked_count(s))
+                if taken.messages:
+                    if not context.is_active():
+                        return
+                    metrics.STREAM_WRITE_MESSAGES.observe(len(taken.messages))
+                    yield from self._ingest_many(engine, taken.messages, context)
+                if taken.error is not None:
+                    raise taken.error
+                if taken.ended:
+                    return
 
     @rpc
     def IngestEvents(self, request: pb.EventBatch,  # noqa: N802
                      context: grpc.ServicerContext) -> pb.EventBatchAck:
-        return self._ingest(self._engine(context), request, context)
+        v.check_count("events", len(request.events), self.settings.max_events_per_batch)
+        return next(self._ingest_many(self._engine(context), [request], context))
 
-    def _ingest(self, engine: InterestEngine, batch: pb.EventBatch,
-                context: grpc.ServicerContext) -> pb.EventBatchAck:
-        v.check_count("events", len(batch.events), self.settings.max_events_per_batch)
+    def _ingest_many(self, engine: InterestEngine, batches: list[pb.EventBatch],
+                     context: grpc.ServicerContext) -> Iterator[pb.EventBatchAck]:
+        """Validate and apply the events of `batches` in one engine call; one ack per batch.
+
+        Each batch's count must already be within max_events_per_batch."""
         records: list[EventRecord | EventResult] = []
-        for ev in batch.events:
-            try:
-                records.append(v.validate_event(
-                    ev.event_id, ev.user_id, ev.item_id, ev.type,
-                    ev.value if ev.HasField("value") else None, ev.timestamp_ms, self.settings))
-            except InvalidArgument as exc:
-                records.append(EventResult(Outcome.REJECTED, 0, RejectReason.INVALID_FIELD,
-                                           str(exc)))
+        for batch in batches:
+            for ev in batch.events:
+                try:
+                    records.append(v.validate_event(
+                        ev.event_id, ev.user_id, ev.item_id, ev.type,
+                        ev.value if ev.HasField("value") else None, ev.timestamp_ms,
+                        self.settings))
+                except InvalidArgument as exc:
+                    records.append(EventResult(Outcome.REJECTED, 0, RejectReason.INVALID_FIELD,
+                                               str(exc)))
         with caller.bound(context.is_active):  # past its deadline or cancelled: no write
             results = engine.ingest(records)
         metrics.count_events(results)
-        ack = pb.EventBatchAck(batch_id=batch.batch_id)
-        for ev, result in zip(batch.events, results, strict=True):
-            ack.acks.add(event_id=ev.event_id, status=int(result.outcome),
-                         reason=int(result.reason or 0), message=result.message,
-                         user_version=result.user_version)
-        ack.applied = sum(r.outcome == Outcome.APPLIED for r in results)
-        ack.duplicates = sum(r.outcome == Outcome.DUPLICATE for r in results)
-        ack.rejected = sum(r.outcome == Outcome.REJECTED for r in results)
-        return ack
+        start = 0
+        for batch in batches:
+            end = start + len(batch.events)
+            yield _ack(batch, results[start:end])
+            start = end
 
     # ---- concepts -----------------------------------------------------------------------
 
@@ -253,3 +268,30 @@ def _filters(field: str, filters: list[pb.AttributeFilter], s: Settings
         out.append((name, [v.check_id(f"{field}[{name}].values", x, s.max_id_length)
                            for x in f.values]))
     return out
+
+
+def _ack(batch: pb.EventBatch, results: list[EventResult]) -> pb.EventBatchAck:
+    ack = pb.EventBatchAck(batch_id=batch.batch_id)
+    for ev, result in zip(batch.events, results, strict=True):
+        ack.acks.add(event_id=ev.event_id, status=int(result.outcome),
+                     reason=int(result.reason or 0), message=result.message,
+                     user_version=result.user_version)
+    ack.applied = sum(r.outcome == Outcome.APPLIED for r in results)
+    ack.duplicates = sum(r.outcome == Outcome.DUPLICATE for r in results)
+    ack.rejected = sum(r.outcome == Outcome.REJECTED for r in results)
+    return ack
+
+
+def _event_count(batch: pb.EventBatch) -> int:
+    return len(batch.events)
+
+
+def _checked_count(s: Settings) -> Callable[[pb.EventBatch], InvalidArgument | None]:
+    """A StreamReader check: the batch's event count is within the limit."""
+    def check(batch: pb.EventBatch) -> InvalidArgument | None:
+        try:
+            v.check_count("events", len(batch.events), s.max_events_per_batch)
+        except InvalidArgument as exc:
+            return exc
+        return None
+    return check
