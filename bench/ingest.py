@@ -123,7 +123,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1, help="concurrent StreamEvents calls")
     parser.add_argument("--redis-n", type=int, default=100_000, help="redis-benchmark requests")
     parser.add_argument("--profile", type=float, default=0.0,
-                        help="py-spy the real server for this many seconds at 100 events/msg")
+                        help="py-spy the real server for this many seconds at --profile-size")
+    parser.add_argument("--profile-size", type=int, default=100,
+                        help="events per message of the profiled run")
     parser.add_argument("--tag", default="", help="results/ingest_<tag>.json instead")
     parser.add_argument("--compare-cache", action="store_true",
                         help="run the real server with --user-cache-size 20000 and also drive "
@@ -156,7 +158,8 @@ def main() -> None:
                                            user_prefix=kind[0])
                              for s in range(args.streams)]
                     prof = (profile_pyspy.start(server.pid, args.profile, f"ingest_b{size}")
-                            if kind == "real" and size == 100 and args.profile else None)
+                            if kind == "real" and size == args.profile_size and args.profile
+                            else None)
                     row[kind] = drive(server.target, pools, args.duration, args.window,
                                       cycle=kind == "echo")
                     if prof is not None:

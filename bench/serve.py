@@ -59,13 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder-runtime", default=Settings.encoder_runtime)
     parser.add_argument("--user-cache-size", type=int, default=Settings.user_cache_size)
     parser.add_argument("--ann-min-items", type=int, default=Settings.ann_min_items)
+    parser.add_argument("--stream-coalesce-events", type=int,
+                        default=Settings.stream_coalesce_events)
+    parser.add_argument("--metrics-port", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = Settings(host="127.0.0.1", port=0, redis_url=args.redis_url,
                         workers=args.workers, log_level="WARNING",
                         encoder_runtime=args.encoder_runtime,
                         user_cache_size=args.user_cache_size,
-                        ann_min_items=args.ann_min_items)
+                        ann_min_items=args.ann_min_items,
+                        stream_coalesce_events=args.stream_coalesce_events,
+                        metrics_port=args.metrics_port)
     if args.kind == "echo":
         echo, port = start_echo(settings)
         stop = lambda: echo.stop(1).wait()  # noqa: E731
