@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps uses for str
 
 
 class EventType(enum.IntEnum):
@@ -48,9 +50,21 @@ class EventRecord:
     timestamp_ms: int
 
     def fingerprint(self) -> str:
-        """A digest of the payload, to tell a true duplicate from a conflicting replay."""
-        payload = json.dumps([self.user_id, self.item_id, int(self.type), self.value,
-                              self.timestamp_ms], separators=(",", ":"))
+        """A digest of the payload, to tell a true duplicate from a conflicting replay.
+
+        Stored fingerprints must never change, so this is the compact JSON of [user, item,
+        type, value, timestamp] exactly as json.dumps writes it; validated events (str ids,
+        int timestamp, finite float or no value) take a formatting shortcut that produces the
+        same text at a fraction of the cost, anything else goes through json.dumps."""
+        value, ts = self.value, self.timestamp_ms
+        if (type(self.user_id) is str and type(self.item_id) is str and type(ts) is int
+                and (value is None or (type(value) is float and math.isfinite(value)))):
+            payload = (f"[{_json_str(self.user_id)},{_json_str(self.item_id)},"
+                       f"{int(self.type)},{'null' if value is None else float.__repr__(value)},"
+                       f"{ts}]")
+        else:
+            payload = json.dumps([self.user_id, self.item_id, int(self.type), value, ts],
+                                 separators=(",", ":"))
         return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
     def window_entry(self, effective_ts_ms: int) -> str:
