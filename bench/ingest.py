@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import itertools
 import random
 import threading
 import time
@@ -27,6 +28,7 @@ from _common import (
 from interest.v1 import interest_pb2 as pb
 
 METHOD = "/interest.v1.InterestService/StreamEvents"
+UNARY_METHOD = "/interest.v1.InterestService/IngestEvents"
 TYPES = (pb.EVENT_TYPE_VIEW, pb.EVENT_TYPE_CLICK, pb.EVENT_TYPE_LIKE)
 RATE_CAP = {1: 8_000, 10: 40_000, 100: 80_000, 1000: 80_000}
 """Events/s a pool of distinct events is sized for (duration x cap): above it the real server
@@ -93,19 +95,53 @@ def _one_stream(target: str, batches: list[bytes], warm: float, deadline: float,
     out.update(lat=lat, counts=counts, first=first, last=last)
 
 
+def _unary_caller(channel: grpc.Channel, batches: list[bytes], warm: float, deadline: float,
+                  cycle: bool, out: dict[str, Any]) -> None:
+    """Blocking IngestEvents calls, one after another, until the deadline."""
+    call = channel.unary_unary(UNARY_METHOD, request_serializer=None,
+                               response_deserializer=pb.EventBatchAck.FromString)
+    lat, counts, first, last = [], collections.Counter[str](), 0.0, 0.0
+    for i in itertools.count():
+        if i >= len(batches) and not cycle:
+            out["pool_exhausted"] = True
+            break
+        t_sent = time.perf_counter()
+        ack = call(batches[i % len(batches)], timeout=60)
+        now = time.perf_counter()
+        if now >= warm:
+            if not first:
+                first = now
+            else:
+                counts.update(events=len(ack.acks), msgs=1, applied=ack.applied,
+                              duplicates=ack.duplicates, rejected=ack.rejected)
+                lat.append(now - t_sent)
+            last = now
+        if now >= deadline:
+            break
+    out.update(lat=lat, counts=counts, first=first, last=last)
+
+
 def drive(target: str, pools: list[list[bytes]], duration_s: float, window: int,
-          cycle: bool) -> dict[str, Any]:
-    """Run one StreamEvents call per pool concurrently for duration_s; aggregate."""
+          cycle: bool, unary: bool = False) -> dict[str, Any]:
+    """Run one StreamEvents call per pool concurrently for duration_s; aggregate. unary: one
+    thread of blocking IngestEvents calls per pool instead, all over one shared channel (a
+    backend's request threads)."""
     start = time.perf_counter()
     warm = start + min(1.0, duration_s / 5)
     outs: list[dict[str, Any]] = [{} for _ in pools]
-    threads = [threading.Thread(target=_one_stream, args=(target, pool, warm,
+    shared = grpc.insecure_channel(target) if unary else None
+    threads = [threading.Thread(target=_unary_caller, args=(shared, pool, warm,
+                                                            start + duration_s, cycle, o))
+               if shared is not None else
+               threading.Thread(target=_one_stream, args=(target, pool, warm,
                                                           start + duration_s, window, cycle, o))
                for pool, o in zip(pools, outs, strict=True)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if shared is not None:
+        shared.close()
     counts = sum((o["counts"] for o in outs), collections.Counter[str]())
     span = max(o["last"] for o in outs) - min(o["first"] for o in outs)
     return {"events_per_s": counts["events"] / span, "msgs_per_s": counts["msgs"] / span,
@@ -121,6 +157,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000)
     parser.add_argument("--window", type=int, default=8, help="unacked messages per stream")
     parser.add_argument("--streams", type=int, default=1, help="concurrent StreamEvents calls")
+    parser.add_argument("--unary", action="store_true",
+                        help="--streams threads of blocking IngestEvents calls over one channel "
+                        "instead of StreamEvents calls")
+    parser.add_argument("--compare-coalescing", action="store_true",
+                        help="also drive a real server with --coalesce-events 1 (no stream "
+                        "coalescing, no group commit), before the default one")
     parser.add_argument("--redis-n", type=int, default=100_000, help="redis-benchmark requests")
     parser.add_argument("--profile", type=float, default=0.0,
                         help="py-spy the real server for this many seconds at --profile-size")
@@ -134,7 +176,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     started = machine()
     results: dict[str, Any] = {"users": args.users, "window": args.window,
-                               "streams": args.streams, "runs": {}}
+                               "streams": args.streams, "unary": args.unary, "runs": {}}
     with private_redis() as (redis_server, client):
         items = store_synthetic_catalog(client, unit_vectors(args.items), default_model_id())
         with contextlib.ExitStack() as stack:
@@ -146,6 +188,9 @@ def main() -> None:
             if args.compare_cache:  # run before the default one: first in line pays warm-up
                 servers.insert(1, ("nocache", stack.enter_context(ServerProcess(
                     "real", redis_server.url, "--user-cache-size", "0"))))
+            if args.compare_coalescing:
+                servers.insert(1, ("uncoalesced", stack.enter_context(ServerProcess(
+                    "real", redis_server.url, "--coalesce-events", "1"))))
             for size in sizes:
                 cap = int(args.duration * RATE_CAP.get(size, 80_000))
                 per_stream = max(size, cap // args.streams)
@@ -161,18 +206,23 @@ def main() -> None:
                             if kind == "real" and size == args.profile_size and args.profile
                             else None)
                     row[kind] = drive(server.target, pools, args.duration, args.window,
-                                      cycle=kind == "echo")
+                                      cycle=kind == "echo", unary=args.unary)
                     if prof is not None:
                         row["profile"] = profile_pyspy.finish(prof)
                 row["ratio_events"] = row["real"]["events_per_s"] / row["echo"]["events_per_s"]
                 if "nocache" in row:
                     row["ratio_cache"] = (row["real"]["events_per_s"]
                                           / row["nocache"]["events_per_s"])
+                if "uncoalesced" in row:
+                    row["ratio_coalescing"] = (row["real"]["events_per_s"]
+                                               / row["uncoalesced"]["events_per_s"])
                 results["runs"][str(size)] = row
                 print(f"  {size}/msg: echo {row['echo']['events_per_s']:,.0f} ev/s, real "
                       f"{row['real']['events_per_s']:,.0f} ev/s" + (
                           f", no cache {row['nocache']['events_per_s']:,.0f} ev/s"
-                          if "nocache" in row else ""), flush=True)
+                          if "nocache" in row else "") + (
+                          f", uncoalesced {row['uncoalesced']['events_per_s']:,.0f} ev/s"
+                          if "uncoalesced" in row else ""), flush=True)
         results["raw_redis"] = redis_raw.measure(client, redis_server.port, args.redis_n,
                                                  max(5_000, args.redis_n // 5))
     report(results)
@@ -190,8 +240,9 @@ def report(results: dict[str, Any]) -> None:
                      s["ack_latency"]["p50_ms"], s["ack_latency"]["p99_ms"],
                      round(r["ratio_events"], 3), s.get("applied", 0), s.get("rejected", 0),
                      target])
-    print_table(f"StreamEvents, {results['users']:,} users, window {results['window']}, "
-                f"{results['streams']} stream(s)",
+    title = (f"IngestEvents, {results['streams']} caller thread(s)" if results.get("unary")
+             else f"StreamEvents, window {results['window']}, {results['streams']} stream(s)")
+    print_table(f"{title}, {results['users']:,} users",
                 ["ev/msg", "echo_ev/s", "echo_msg/s", "echo_p50", "echo_p99", "real_ev/s",
                  "real_msg/s", "real_p50", "real_p99", "real/echo", "applied", "rejected",
                  "target"], rows)

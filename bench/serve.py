@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder-runtime", default=Settings.encoder_runtime)
     parser.add_argument("--user-cache-size", type=int, default=Settings.user_cache_size)
     parser.add_argument("--ann-min-items", type=int, default=Settings.ann_min_items)
-    parser.add_argument("--stream-coalesce-events", type=int,
-                        default=Settings.stream_coalesce_events)
+    parser.add_argument("--coalesce-events", type=int,
+                        default=Settings.coalesce_events)
     parser.add_argument("--metrics-port", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                         encoder_runtime=args.encoder_runtime,
                         user_cache_size=args.user_cache_size,
                         ann_min_items=args.ann_min_items,
-                        stream_coalesce_events=args.stream_coalesce_events,
+                        coalesce_events=args.coalesce_events,
                         metrics_port=args.metrics_port)
     if args.kind == "echo":
         echo, port = start_echo(settings)

@@ -24,6 +24,11 @@ def bound(is_waiting: Callable[[], bool]) -> Iterator[None]:
         _waiting.reset(token)
 
 
+def current() -> Callable[[], bool] | None:
+    """The check bound to this thread's call, if any (to hand to another thread)."""
+    return _waiting.get()
+
+
 def check_waiting() -> None:
     """Raise Cancelled if the caller was cancelled or its deadline passed (outside bound():
     never). Called right before a write, so a caller that gave up sees no late effect."""

@@ -60,11 +60,12 @@ class Settings:
     """Largest gRPC message accepted."""
     max_events_per_batch: int = 1000
     """Events per EventBatch message."""
-    stream_coalesce_events: int = 1000
-    """StreamEvents writes the messages that have already arrived on a stream together, up to
-    this many events (one Redis read and one write for all, then one ack per message), and reads
-    at most this many events ahead of the write in progress; 1 turns coalescing off. It never
-    waits for more messages (bench/README.md, Ingestion)."""
+    coalesce_events: int = 1000
+    """Most events written together (one Redis read and one write for all, each caller still
+    acked with its own outcomes): the messages that have already arrived on a StreamEvents call,
+    and the events of calls that arrive while a write is in flight (group commit, also for
+    IngestEvents). Also what a stream reads ahead of its write in progress. Nothing ever waits
+    for more events; 1 turns coalescing off (bench/README.md, Ingestion)."""
     max_id_length: int = 128
     """Longest user, item or event id."""
     max_text_length: int = 2000
@@ -148,7 +149,7 @@ class Settings:
     """OpenTelemetry server spans per RPC, if opentelemetry-api is installed (not a dependency)."""
 
     def __post_init__(self) -> None:
-        for name in ("stream_coalesce_events",):
+        for name in ("coalesce_events",):
             if getattr(self, name) < 1:
                 raise ValueError(f"{_flag(name)} must be at least 1, got {getattr(self, name)}")
 

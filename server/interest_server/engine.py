@@ -10,6 +10,7 @@ import numpy as np
 import redis
 
 from . import conceptualizer as cz
+from . import metrics
 from .catalog import CatalogFollower, CatalogStore
 from .concepts import ConceptPhrase, Polarity
 from .config import Settings
@@ -21,6 +22,7 @@ from .keys import DEFAULT_KEYS, KeySpace
 from .ranking import Ranker, RankOptions, RankResult, RecentItem
 from .user_store import UserSnapshot, UserStateCache, UserStore
 from .watch import ChangeNotifier
+from .write_combiner import WriteCombiner
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ class InterestEngine:
                                                 encoder.model_id, rewrite,
                                                 embed_both=getattr(encoder, "embed_both", None))
         self.notifier = ChangeNotifier(client, keys)  # wakes watchers on every process
+        self._combiner = WriteCombiner(self._ingest_now, settings.coalesce_events,
+                                       on_group=metrics.WRITE_CALLS.observe)
 
     def start(self) -> None:
         """Load the catalog and follow its changes."""
@@ -114,8 +118,12 @@ class InterestEngine:
     def ingest(self, events: Sequence[EventRecord | EventResult]) -> list[EventResult]:
         """Apply validated events; items in `events` that are already results pass through.
 
-        Events about items unknown to the catalog are rejected in band.
+        Events about items unknown to the catalog are rejected in band. Calls that arrive while
+        another call's write is in flight are written together with it (write_combiner.py).
         """
+        return self._combiner.submit(events)
+
+    def _ingest_now(self, events: Sequence[EventRecord | EventResult]) -> list[EventResult]:
         results: list[EventResult | None] = [None] * len(events)
         todo: list[tuple[int, EventRecord]] = []
         for i, ev in enumerate(events):

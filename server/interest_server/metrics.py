@@ -46,6 +46,9 @@ MODEL = Info("interest_model", "The text encoder and the interest model this ser
 STREAM_WRITE_MESSAGES = Histogram(
     "interest_stream_write_messages", "StreamEvents messages written together in one engine "
     "call (those that had already arrived)", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+WRITE_CALLS = Histogram(
+    "interest_event_write_calls", "Ingest calls (a StreamEvents write or an IngestEvents call) "
+    "written together in one event write (group commit)", buckets=(1, 2, 4, 8, 16, 32, 64))
 WATCH_PUSHES = Counter("interest_watch_pushes", "Lists pushed on WatchRecommendations streams")
 WATCH_NOTIFICATIONS = Counter("interest_watch_notifications",
                               "User-change messages the watch subscriber received")

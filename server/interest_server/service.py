@@ -52,7 +52,7 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
         # outruns Redis.
         engine = self._engine(context)
         s = self.settings
-        budget = s.stream_coalesce_events
+        budget = s.coalesce_events
         with StreamReader(request_iterator, _event_count, budget) as reader:
             while True:
                 taken = reader.take(budget, _checked_count(s))

@@ -134,7 +134,7 @@ def test_an_oversized_message_ends_the_stream_after_the_ones_before_it_are_acked
 
 
 def test_coalescing_off_writes_each_message_alone(stub_with_catalog, redis_client) -> None:  # noqa: ANN001
-    stub = stub_with_catalog(stream_coalesce_events=1)
+    stub = stub_with_catalog(coalesce_events=1)
     batches = [pb.EventBatch(batch_id=f"s{n}", events=[event(f"s{n}", "solo", str(1 + n))])
                for n in range(6)]
     before = writes_and_messages()
@@ -142,3 +142,32 @@ def test_coalescing_off_writes_each_message_alone(stub_with_catalog, redis_clien
     after = writes_and_messages()
     assert error is None and [a.applied for a in acks] == [1] * 6
     assert (after[0] - before[0], after[1] - before[1]) == (6, 6)
+
+
+def test_concurrent_ingest_calls_are_written_together(stub_with_catalog, redis_client) -> None:  # noqa: ANN001
+    stub = stub_with_catalog()
+    before = REGISTRY.get_sample_value("interest_event_write_calls_count") or 0.0
+    before_sum = REGISTRY.get_sample_value("interest_event_write_calls_sum") or 0.0
+    redis_client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "ALL")
+    acks: dict[int, pb.EventBatchAck] = {}
+
+    def call(n: int) -> None:
+        acks[n] = stub.IngestEvents(pb.EventBatch(batch_id=f"g{n}", events=[
+            event(f"g{n}", "group", str(1 + n)), event(f"g{n}-b", f"group{n}", str(2 + n))]),
+            timeout=30)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    writes = (REGISTRY.get_sample_value("interest_event_write_calls_count") or 0.0) - before
+    calls = (REGISTRY.get_sample_value("interest_event_write_calls_sum") or 0.0) - before_sum
+    assert sorted(acks) == list(range(6))
+    for n, ack in acks.items():
+        assert ack.batch_id == f"g{n}" and ack.applied == 2
+        assert [a.event_id for a in ack.acks] == [f"g{n}", f"g{n}-b"]
+    assert calls == 6
+    assert writes < 6, "six calls during a paused write were not written together"
+    state = stub.GetUserState(pb.GetUserStateRequest(user_id="group"), timeout=10)
+    assert state.event_count == 6
