@@ -8,16 +8,21 @@ run, so read them as an upper bound for the server and as before/after on one ma
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
+import statistics
+import sys
 import time
 import timeit
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 from _common import machine, print_table, private_redis, write_result
+from interest_server import user_record, user_store
 from interest_server.events import EventRecord, EventType
 from interest_server.interest_model import DecayedAverageModel
-from interest_server.user_record import NewEvent, UserRecord
 from interest_server.user_store import UserStateCache, UserStore
 
 NOW_MS = 1_800_000_000_000
@@ -46,8 +51,10 @@ def store_rate(cache_size: int, users: int, batches: int) -> float:
         return len(todo) * 100 / (time.perf_counter() - t0)
 
 
-def record_step_us() -> float:
-    """Microseconds to decode a full-window record, look up its ids, add one event, encode."""
+def record_step_us(module: ModuleType = user_record) -> float:
+    """Microseconds to decode a full-window record, look up its ids, add one event, encode
+    (with `module` as user_record.py)."""
+    UserRecord, NewEvent = module.UserRecord, module.NewEvent  # noqa: N806
     record = UserRecord(version=1, epoch=b"\x01" * 8, model="decayed-average",
                         vector=np.ones(384, np.float32))
     record.add_events([NewEvent(f"{n:032x}", n, n, f"item{n}", 1, None, NOW_MS)
@@ -64,11 +71,57 @@ def record_step_us() -> float:
     return timeit.timeit(step, number=2000) / 2000 * 1e6
 
 
+def use_record_module(module: ModuleType) -> None:
+    """Make UserStore read and write records with `module` in place of user_record.py."""
+    for name in ("NewEvent", "UserRecord", "event_id_hash", "fingerprint_bits", "from_format1",
+                 "new_epoch"):
+        setattr(user_store, name, getattr(module, name))
+
+
+def compare(path: Path, rounds: int, users: int, batches: int) -> None:
+    """Old (the user_record.py at `path`) against this tree's, alternating in one process;
+    prints every round and the medians, writes no result file."""
+    spec = importlib.util.spec_from_file_location("user_record_compared", path)
+    assert spec is not None and spec.loader is not None
+    other = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = other  # dataclasses look their module up
+    spec.loader.exec_module(other)
+    impls = {"old": other, "new": user_record}
+    names = ("record_step_us", "events_per_s_cache_off", "events_per_s_cache_on")
+    got: dict[tuple[str, str], list[float]] = {(k, n): [] for k in impls for n in names}
+    try:
+        for r in range(rounds):
+            for key, module in impls.items():
+                use_record_module(module)
+                got[key, names[0]].append(record_step_us(module))
+                got[key, names[1]].append(store_rate(0, users, batches))
+                got[key, names[2]].append(store_rate(20_000, users, batches))
+                print(f"round {r + 1} {key}: " + "  ".join(
+                    f"{n} {got[key, n][-1]:.1f}" for n in names), flush=True)
+    finally:
+        use_record_module(user_record)
+    rows = [[n, *(round(statistics.median(got[k, n]), 1) for k in impls),
+             f"{statistics.median(got['new', n]) / statistics.median(got['old', n]) - 1:+.1%}"]
+            for n in names]
+    print_table(f"medians of {rounds} alternating rounds (old: {path})",
+                ["", *impls, "new/old"], rows)
+    for k in impls:
+        for n in names:
+            print(k, n, [round(v, 1) for v in got[k, n]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--compare-module", type=Path, default=None,
+                        help="another user_record.py to time against this tree's, alternating "
+                             "(prints only)")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.compare_module is not None:
+        compare(args.compare_module, args.rounds, args.users, args.batches)
+        return
     started = machine()
     out: dict[str, Any] = {"record_step_us": record_step_us(),
                            "events_per_s_cache_off": store_rate(0, args.users, args.batches),

@@ -27,8 +27,9 @@ import json
 import os
 import re
 import struct
+from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,6 +47,17 @@ EVENT_DTYPE = np.dtype([("id", "<u8"), ("fp", "<u4"), ("recv_s", "<u4"), ("ts", 
                         ("item", "<u4"), ("type", "u1"), ("value", "<f8")])
 """One event row, 37 bytes: id hash, payload fingerprint (32 bits), receive time (epoch s),
 effective timestamp (ms), item position, event type, value (NaN = none)."""
+ROW = struct.Struct("<QIIqIBd")
+"""One EVENT_DTYPE row as struct packs it (the same bytes)."""
+_ROW_SIZE = ROW.size
+_ID_FP = struct.Struct("<QI25x")
+"""A row's id hash and fingerprint."""
+_ID, _FP = struct.Struct("<Q"), struct.Struct("<I")
+_RECV = struct.Struct("<12xI21x")
+"""A row's receive time."""
+_PREFIX = struct.Struct("<" + HEADER.format.lstrip("<") + META.format.lstrip("<"))
+"""HEADER then META."""
+assert ROW.size == _ID_FP.size == _RECV.size == EVENT_DTYPE.itemsize
 
 
 def event_id_hash(event_id: str) -> int:
@@ -63,8 +75,9 @@ def new_epoch() -> bytes:
     return os.urandom(8)
 
 
-def _split(blob: bytes) -> list[str]:
-    return blob.decode().split("\x00") if blob else []
+def _split(blob: bytes, count: int) -> list[str]:
+    """The `count` NUL-joined texts of a blob (count tells [] from [""])."""
+    return blob.decode().split("\x00") if count else []
 
 
 _HEX = re.compile(r"(?:[0-9a-f]{2}){8,64}")
@@ -72,15 +85,20 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _HEX_TAG, _UUID_TAG = "\x01", "\x02"
 
 
+def _pack_id(event_id: str) -> bytes:
+    """pack_event_id, utf-8 encoded (what add_events appends to the ids blob)."""
+    if _HEX.fullmatch(event_id):
+        return b"\x01" + b2a_base64(bytes.fromhex(event_id), newline=False).rstrip(b"=")
+    if _UUID.fullmatch(event_id):
+        raw = bytes.fromhex(event_id.replace("-", ""))
+        return b"\x02" + b2a_base64(raw, newline=False).rstrip(b"=")
+    return event_id.encode()
+
+
 def pack_event_id(event_id: str) -> str:
     """The stored form of an event id: lower-case hex (16-128 digits) and canonical UUIDs as a
     tag + unpadded base64 of their bytes, anything else as it is."""
-    if _HEX.fullmatch(event_id):
-        return _HEX_TAG + base64.b64encode(bytes.fromhex(event_id)).decode().rstrip("=")
-    if _UUID.fullmatch(event_id):
-        raw = bytes.fromhex(event_id.replace("-", ""))
-        return _UUID_TAG + base64.b64encode(raw).decode().rstrip("=")
-    return event_id
+    return _pack_id(event_id).decode()
 
 
 def unpack_event_id(stored: str) -> str:
@@ -109,24 +127,95 @@ class NewEvent:
     timestamp_ms: int
 
 
-@dataclass
-class UserRecord:
-    """A decoded record. `events` is a structured array of EVENT_DTYPE, oldest first;
-    `packed_ids` are the stored id texts (pack_event_id) of the newest len(packed_ids) rows."""
+_NAN = float("nan")
+_INDEX_AFTER = 8
+"""item_position looks an item up in the items blob until this many look-ups on one record,
+then builds a dict of every position (a write adds one or a few events; a conversion many)."""
+_SCAN_ROWS = 64
+"""Rows outside the window up to which trimming reads receive times with struct, not numpy."""
 
-    version: int = 0
-    epoch: bytes = b""
-    t_ref: int = 0
-    updated_ms: int = 0
-    applied: int = 0
-    model: str = ""
-    vector: np.ndarray | None = None
-    items: list[str] = field(default_factory=list)
-    events: np.ndarray = field(default_factory=lambda: np.zeros(0, EVENT_DTYPE))
-    packed_ids: list[str] = field(default_factory=list)
-    _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
-    _items_blob: bytes | None = field(default=None, repr=False, compare=False)
-    """`items` as stored (NUL-joined), while it is known to be current."""
+
+class UserRecord:
+    """A decoded record. `events` is a (read-only) structured array of EVENT_DTYPE, oldest
+    first; `packed_ids` are the stored id texts (pack_event_id) of the newest len(packed_ids)
+    rows; `items` are the consumed item ids, an event's item is its position there.
+
+    The record keeps the three variable parts as their stored bytes (items and ids NUL-joined,
+    the rows packed) and splits or views them only when a caller reads `items`, `packed_ids` or
+    `events`: a write (decode, dedupe look-up, add events, encode) mostly splices bytes."""
+
+    __slots__ = ("version", "epoch", "t_ref", "updated_ms", "applied", "model", "vector",
+                 "_items_blob", "_n_items", "_items", "_positions", "_finds", "_rows",
+                 "_ids_blob", "_n_ids", "_packed")
+
+    def __init__(self, version: int = 0, epoch: bytes = b"", t_ref: int = 0,
+                 updated_ms: int = 0, applied: int = 0, model: str = "",
+                 vector: np.ndarray | None = None, items: Sequence[str] | None = None,
+                 events: np.ndarray | None = None, packed_ids: Sequence[str] | None = None) -> None:
+        self.version = version
+        self.epoch = epoch
+        self.t_ref = t_ref
+        self.updated_ms = updated_ms
+        self.applied = applied
+        self.model = model
+        self.vector = vector
+        self._positions: dict[str, int] | None = None
+        self._finds = 0
+        self.items = [] if items is None else items
+        self._rows = b"" if events is None else _row_bytes(events)
+        self.packed_ids = [] if packed_ids is None else packed_ids
+
+    # ---- the stored parts, split on demand ------------------------------------------------
+
+    @property
+    def items(self) -> list[str]:
+        """The consumed item ids (append only through item_position)."""
+        if self._items is None:
+            self._items = _split(self._items_blob, self._n_items)
+        return self._items
+
+    @items.setter
+    def items(self, items: Sequence[str]) -> None:
+        self._items = list(items)
+        self._items_blob = SEP.join(i.encode() for i in self._items)
+        self._n_items = len(self._items)
+        self._positions = None
+
+    @property
+    def events(self) -> np.ndarray:
+        """The rows as a read-only structured array of EVENT_DTYPE (writes build anew)."""
+        return np.frombuffer(self._rows, EVENT_DTYPE)
+
+    @events.setter
+    def events(self, rows: np.ndarray) -> None:
+        self._rows = _row_bytes(rows)
+
+    @property
+    def packed_ids(self) -> list[str]:
+        """The stored id texts of the newest len(packed_ids) rows."""
+        if self._packed is None:
+            self._packed = _split(self._ids_blob, self._n_ids)
+        return self._packed
+
+    @packed_ids.setter
+    def packed_ids(self, ids: Sequence[str]) -> None:
+        self._packed = list(ids)
+        self._ids_blob = "\x00".join(self._packed).encode()
+        self._n_ids = len(self._packed)
+
+    def __repr__(self) -> str:
+        return (f"UserRecord(version={self.version!r}, epoch={self.epoch!r}, "
+                f"t_ref={self.t_ref!r}, updated_ms={self.updated_ms!r}, "
+                f"applied={self.applied!r}, model={self.model!r}, vector={self.vector!r}, "
+                f"items={self.items!r}, events={self.events!r}, "
+                f"packed_ids={self.packed_ids!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UserRecord):
+            return NotImplemented
+        return self.encode() == other.encode()
+
+    __hash__ = None  # type: ignore[assignment]
 
     # ---- encoding -----------------------------------------------------------------------
 
@@ -137,50 +226,63 @@ class UserRecord:
     def encode(self) -> bytes:
         """The record's bytes."""
         model = self.model.encode()
-        vec = b"" if self.vector is None else np.asarray(self.vector, "<f4").tobytes()
-        dim = 0 if self.vector is None else len(self.vector)
-        items = self._items_blob
-        if items is None:
-            items = SEP.join(i.encode() for i in self.items)
-        ids = "\x00".join(self.packed_ids).encode()
+        vector = self.vector
+        if vector is None:
+            vec, dim = b"", 0
+        else:
+            vec, dim = np.asarray(vector, "<f4").tobytes(), len(vector)
+        items, rows, ids = self._items_blob, self._rows, self._ids_blob
         return b"".join([
-            HEADER.pack(MAGIC, self.version, self.epoch),
-            META.pack(self.t_ref, self.updated_ms, self.applied, len(model), dim,
-                      VECTOR_F32 if dim else 0),
+            _PREFIX.pack(MAGIC, self.version, self.epoch, self.t_ref, self.updated_ms,
+                         self.applied, len(model), dim, VECTOR_F32 if dim else 0),
             model, vec, LENGTH.pack(len(items)), items,
-            LENGTH.pack(len(self.events)), self.events.astype(EVENT_DTYPE, copy=False).tobytes(),
-            LENGTH.pack(len(ids)), ids])
+            LENGTH.pack(len(rows) // _ROW_SIZE), rows, LENGTH.pack(len(ids)), ids])
 
     @classmethod
     def decode(cls, raw: bytes) -> UserRecord:
         """Inverse of encode; raises ValueError on anything that is not a format-2 record."""
-        if len(raw) < HEADER.size + META.size:
+        if len(raw) < _PREFIX.size:
             raise ValueError("user record too short")
-        magic, version, epoch = HEADER.unpack_from(raw, 0)
+        magic, version, epoch, t_ref, updated_ms, applied, model_len, dim, dtype = \
+            _PREFIX.unpack_from(raw, 0)
         if magic != MAGIC:
             raise ValueError(f"not a user record (magic {magic!r})")
-        pos = HEADER.size
-        t_ref, updated_ms, applied, model_len, dim, dtype = META.unpack_from(raw, pos)
-        pos += META.size
+        pos = _PREFIX.size
         model = raw[pos:pos + model_len].decode()
         pos += model_len
         vector = None
-        if dtype == VECTOR_F32:
-            vector = np.frombuffer(raw, "<f4", dim, pos).astype(np.float32)
-            pos += 4 * dim
-        (n,) = LENGTH.unpack_from(raw, pos)
-        items_blob = raw[pos + 4:pos + 4 + n]
-        pos += 4 + n
-        (count,) = LENGTH.unpack_from(raw, pos)
-        pos += 4
-        events = np.frombuffer(raw, EVENT_DTYPE, count, pos)  # read-only: writes build anew
-        pos += count * EVENT_DTYPE.itemsize
-        (n,) = LENGTH.unpack_from(raw, pos)
-        packed_ids = _split(raw[pos + 4:pos + 4 + n])
-        if pos + 4 + n != len(raw):
+        try:
+            if dtype == VECTOR_F32:
+                vector = np.frombuffer(raw, "<f4", dim, pos).astype(np.float32)
+                pos += 4 * dim
+            (n,) = LENGTH.unpack_from(raw, pos)
+            items = raw[pos + 4:pos + 4 + n]
+            pos += 4 + n
+            (count,) = LENGTH.unpack_from(raw, pos)
+            pos += 4
+            end = pos + count * _ROW_SIZE
+            rows = raw[pos:end]
+            (n,) = LENGTH.unpack_from(raw, end)
+        except struct.error as e:
+            raise ValueError(f"user record truncated: {e}") from None
+        pos = end + 4
+        ids = raw[pos:pos + n]
+        if pos + n != len(raw):
             raise ValueError("user record has trailing or missing bytes")
-        return cls(version, epoch, t_ref, updated_ms, applied, model, vector, _split(items_blob),
-                   events, packed_ids, _items_blob=items_blob)
+        if not (items.isascii() and ids.isascii()):  # split lazily, but refuse bad text now
+            items.decode()
+            ids.decode()
+        record = cls.__new__(cls)
+        record.version, record.epoch, record.t_ref = version, epoch, t_ref
+        record.updated_ms, record.applied, record.model = updated_ms, applied, model
+        record.vector = vector
+        record._items_blob, record._items = items, None
+        record._n_items = items.count(SEP) + 1 if items else 0
+        record._positions, record._finds = None, 0
+        record._rows = rows
+        record._ids_blob, record._packed = ids, None
+        record._n_ids = ids.count(SEP) + 1 if ids else 0
+        return record
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -191,17 +293,41 @@ class UserRecord:
 
     def stored_fingerprints(self) -> dict[int, int]:
         """event id hash -> fingerprint bits of every event inside the dedupe horizon."""
-        return dict(zip(self.events["id"].tolist(), self.events["fp"].tolist(), strict=True))
+        return dict(_ID_FP.iter_unpack(self._rows))
+
+    def fingerprints_of(self, id_hashes: Iterable[int]) -> dict[int, int]:
+        """stored_fingerprints() restricted to `id_hashes` (what a dedupe check of a few new
+        events needs), found in the stored rows without building the whole dict."""
+        rows, out = self._rows, {}
+        for h in id_hashes:
+            if not 0 <= h < 1 << 64:  # no row holds it
+                continue
+            needle, end = _ID.pack(h), len(rows)
+            while (at := rows.rfind(needle, 0, end)) >= 0:  # the newest row, as in the dict
+                if at % _ROW_SIZE == 0:
+                    out[h] = _FP.unpack_from(rows, at + 8)[0]
+                    break
+                end = at + len(needle) - 1  # a match inside another field: look further back
+        return out
+
+    def _newest(self, limit: int) -> tuple[int, Iterable[tuple]]:
+        """How many window rows up to `limit` there are, and those rows (oldest first)."""
+        n = min(limit, self._n_ids, len(self._rows) // _ROW_SIZE)
+        if n <= 0:
+            return 0, ()
+        return n, ROW.iter_unpack(self._rows[len(self._rows) - n * _ROW_SIZE:])
 
     def recent(self, limit: int) -> list[dict]:
         """Up to `limit` newest window events, newest first, as {e, i, t, v, ts} dicts."""
-        n = min(limit, len(self.packed_ids), len(self.events))
-        rows = self.events[len(self.events) - n:]
-        ids = [unpack_event_id(e) for e in self.packed_ids[len(self.packed_ids) - n:]]
+        n, rows = self._newest(limit)
+        if not n:
+            return []
+        ids = [unpack_event_id(e) for e in self.packed_ids[self._n_ids - n:]]
+        items = self.items
         out = []
-        for row, event_id in zip(rows.tolist(), ids, strict=True):
+        for row, event_id in zip(rows, ids, strict=True):
             _, _, _, ts, item, etype, value = row
-            out.append({"e": event_id, "i": self.items[item] if item != NO_ITEM else "",
+            out.append({"e": event_id, "i": items[item] if item != NO_ITEM else "",
                         "t": etype, "v": None if value != value else value, "ts": ts})
         out.reverse()
         return out
@@ -209,10 +335,12 @@ class UserRecord:
     def history(self, limit: int) -> list[tuple[str, int, int]]:
         """Up to `limit` newest window events, oldest first, as (item id, type, timestamp):
         what a model reading recent events needs, without unpacking the event ids."""
-        n = min(limit, len(self.packed_ids), len(self.events))
-        rows = self.events[len(self.events) - n:]
-        return [(self.items[item] if item != NO_ITEM else "", etype, ts)
-                for _, _, _, ts, item, etype, _ in rows.tolist()]
+        n, rows = self._newest(limit)
+        if not n:
+            return []
+        items = self.items
+        return [(items[item] if item != NO_ITEM else "", etype, ts)
+                for _, _, _, ts, item, etype, _ in rows]
 
     def consumed(self) -> set[str]:
         """Every item the user consumed."""
@@ -222,43 +350,97 @@ class UserRecord:
 
     def item_position(self, item_id: str) -> int:
         """The item's position in `items`, appending it when new."""
-        if self._positions is None:
+        positions = self._positions
+        if positions is not None:
+            pos = positions.get(item_id)
+            if pos is not None:
+                return pos
+        elif self._finds >= _INDEX_AFTER:
             self._positions = {item: n for n, item in enumerate(self.items)}
-        pos = self._positions.get(item_id)
-        if pos is None:
-            pos = self._positions[item_id] = len(self.items)
-            self.items.append(item_id)
-            if self._items_blob is not None:
-                self._items_blob += (SEP if pos else b"") + item_id.encode()
+            return self.item_position(item_id)
+        else:
+            self._finds += 1
+            blob = self._items_blob
+            if self._n_items:
+                at = (SEP + blob + SEP).find(SEP + item_id.encode() + SEP)
+                if at >= 0:
+                    return blob.count(SEP, 0, at)
+        pos = self._n_items
+        encoded = item_id.encode()
+        self._items_blob = self._items_blob + SEP + encoded if pos else encoded
+        self._n_items = pos + 1
+        if self._items is not None:
+            self._items.append(item_id)
+        if positions is not None:
+            positions[item_id] = pos
         return pos
 
     def add_events(self, new: Sequence[NewEvent], received_ms: int, window: int,
                    dedupe_cutoff_ms: int) -> None:
         """Append new events (arrival order), then drop rows that are outside both the window
         and the dedupe horizon, and id texts outside the window."""
-        n_old, recv_s = len(self.events), received_ms // 1000
-        rows = np.empty(n_old + len(new), EVENT_DTYPE)  # (np.concatenate of records is slow)
-        rows[:n_old] = self.events
-        rows[n_old:] = [(e.id_hash, e.fingerprint, recv_s, e.timestamp_ms,
-                         self.item_position(e.item_id), e.type,
-                         np.nan if e.value is None else e.value) for e in new]
-        outside = len(rows) - window  # rows before this index are outside the window
+        recv_s = received_ms // 1000
+        position, pack = self.item_position, ROW.pack
+        rows = self._rows + b"".join([
+            pack(e.id_hash, e.fingerprint, recv_s, e.timestamp_ms, position(e.item_id), e.type,
+                 _NAN if e.value is None else e.value) for e in new])
+        total = len(rows) // _ROW_SIZE
+        outside = min(total - window, total)  # rows before this index are outside the window
         if outside > 0:
             cutoff_s = -(-dedupe_cutoff_ms // 1000)  # kept: received at or after the cutoff
-            keep = np.ones(len(rows), dtype=bool)
-            keep[:outside] = rows["recv_s"][:outside] >= cutoff_s
-            if not keep.all():
-                rows = rows[keep]
-        self.events = rows
-        ids = self.packed_ids + [pack_event_id(e.event_id) for e in new[max(len(new) - window, 0):]]
-        self.packed_ids = ids[max(len(ids) - window, 0):]
+            head = outside * _ROW_SIZE
+            if outside <= _SCAN_ROWS:
+                keep = [n for n, (t,) in enumerate(_RECV.iter_unpack(rows[:head]))
+                        if t >= cutoff_s]
+                if len(keep) < outside:
+                    rows = b"".join([rows[n * _ROW_SIZE:(n + 1) * _ROW_SIZE] for n in keep]) \
+                        + rows[head:]
+            else:
+                older = np.frombuffer(rows, EVENT_DTYPE, outside)
+                mask = older["recv_s"] >= cutoff_s
+                if not mask.all():
+                    rows = older[mask].tobytes() + rows[head:]
+        self._rows = rows
+        blob, count = self._ids_blob, self._n_ids
+        added = new[max(len(new) - window, 0):]
+        if added:
+            texts = SEP.join([_pack_id(e.event_id) for e in added])
+            blob = blob + SEP + texts if count else texts
+            count += len(added)
+            if self._packed is not None:
+                self._packed.extend(texts.decode().split("\x00"))
+        if count > window:
+            drop = count - window
+            if drop >= count:
+                blob, count = b"", 0
+            else:
+                at = -1
+                for _ in range(drop):
+                    at = blob.find(SEP, at + 1)
+                blob, count = blob[at + 1:], window
+            if self._packed is not None:
+                del self._packed[:drop]
+        self._ids_blob, self._n_ids = blob, count
 
     def copy(self) -> UserRecord:
         """A deep enough copy to modify without touching this one."""
-        return UserRecord(self.version, self.epoch, self.t_ref, self.updated_ms, self.applied,
-                          self.model, self.vector, list(self.items), self.events,
-                          list(self.packed_ids), dict(self._positions) if self._positions
-                          is not None else None, self._items_blob)
+        other = UserRecord.__new__(UserRecord)
+        other.version, other.epoch, other.t_ref = self.version, self.epoch, self.t_ref
+        other.updated_ms, other.applied, other.model = self.updated_ms, self.applied, self.model
+        other.vector = self.vector
+        # The stored parts are bytes (immutable): shared until a write replaces them.
+        other._items_blob, other._n_items = self._items_blob, self._n_items
+        other._items = None if self._items is None else list(self._items)
+        other._positions = None if self._positions is None else dict(self._positions)
+        other._finds = self._finds
+        other._rows = self._rows
+        other._ids_blob, other._n_ids = self._ids_blob, self._n_ids
+        other._packed = None if self._packed is None else list(self._packed)
+        return other
+
+
+def _row_bytes(rows: np.ndarray) -> bytes:
+    return np.asarray(rows).astype(EVENT_DTYPE, copy=False).tobytes()
 
 
 def from_format1(state: dict[bytes, bytes], window: Sequence[bytes], seen: Iterable[bytes],

@@ -295,7 +295,8 @@ class UserStore:
         for p in todo:
             state = loaded[p.user_id]
             record = state.record
-            known = record.stored_fingerprints()
+            # Only this batch's ids are looked up (found in the rows, no dict of all of them).
+            known = record.fingerprints_of([id_hashes[i] for i in p.indices])
             new_idx, dup_idx = [], []
             for i in p.indices:
                 h, fp = id_hashes[i], fingerprints[i]
