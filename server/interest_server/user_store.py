@@ -372,11 +372,19 @@ class UserStore:
     def _run_writes(self, calls: list[_Write]) -> list[int]:
         """write_record.lua for every call, and the popularity of the events of every call that
         wrote, in one round trip on a single Redis (two on a cluster); one reply per call."""
-        if self._write_many is not None:
-            keys = [k for c in calls for k in c.keys] + [self.keys.popularity]
-            args = [a for c in calls for a in c.args]
+        if self._write_many is not None:  # write_records.lua's compact layout
+            keys: list[str] = []
+            args: list[bytes | str | int | float] = [self.user_ttl_s]
             for c in calls:
-                args += [len(c.popularity) // 2, *c.popularity]
+                expected, record, _ttl, mark, set_concepts, _concepts, channel = c.args
+                if set_concepts:  # (the layout has no room for them: store_concepts' job)
+                    raise AssertionError("the batch write does not store concepts")
+                # The format-1 keys only where the script may read them: no record yet.
+                own = c.keys if expected == b"" else c.keys[:2]
+                keys += own
+                args += [len(own), expected, record, mark, channel,
+                         len(c.popularity) // 2, *c.popularity]
+            keys.append(self.keys.popularity)
             return [int(r) for r in self._write_many(keys=keys, args=args)]
         batch = ScriptBatch(self.redis, self._write)
         for c in calls:
