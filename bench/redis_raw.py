@@ -65,16 +65,20 @@ def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) ->
         for e in range(b, min(b + batch, events)):
             by_user.setdefault(rng.randrange(users), []).append(e)
         client.mget([f"{tag}:{{{u}}}:rec" for u in by_user])
+        # write_records.lua's compact layout, as UserStore._run_writes builds it: the TTL once,
+        # then per user its key count (format-1 keys only without a record), expected header,
+        # record, format-1 mark, channel, and its events' popularity pairs.
         keys: list[str] = []
-        args: list[Any] = []
-        for u in by_user:
+        args: list[Any] = [0]
+        for u, evs in by_user.items():
             v = version.get(u, 0)
             expected = HEADER.pack(MAGIC, v, epoch) if v else b""
-            keys += [f"{tag}:{{{u}}}:{k}" for k in KEY_NAMES]
-            args += [expected, HEADER.pack(MAGIC, v + 1, epoch) + filler, 0, "", 0, "", ""]
+            own = [f"{tag}:{{{u}}}:{k}" for k in KEY_NAMES]
+            own = own if not v else own[:2]
+            keys += own
+            args += [len(own), expected, HEADER.pack(MAGIC, v + 1, epoch) + filler, "", "",
+                     len(evs), *(x for e in evs for x in (1.0, f"s{e % 1000}"))]
             version[u] = v + 1
-        for evs in by_user.values():
-            args += [len(evs), *(x for e in evs for x in (1.0, f"s{e % 1000}"))]
         replies = script(keys=[*keys, "py:pop"], args=args)
         assert all(int(r) == 1 for r in replies), "header guard refused"
     elapsed = time.perf_counter() - t0
