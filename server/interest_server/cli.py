@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     bulk_import.add_arguments(importer)
     config.add_arguments(importer)
     args = parser.parse_args(argv)
-    settings = config.from_args(args)
+    try:
+        settings = config.from_args(args)
+    except ValueError as exc:  # a setting out of range: a usage error, not a traceback
+        parser.error(str(exc))
     logs.configure(settings.log_level, settings.log_format)
     if args.command == "import":
         return bulk_import.run(args, settings)
