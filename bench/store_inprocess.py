@@ -52,7 +52,7 @@ def store_rate(cache_size: int, users: int, batches: int) -> float:
 
 
 def record_step_us(module: ModuleType = user_record) -> float:
-    """Microseconds to decode a full-window record, look up its ids, add one event, encode
+    """Microseconds to decode a full-window record, look up the new event's id, add it, encode
     (with `module` as user_record.py)."""
     UserRecord, NewEvent = module.UserRecord, module.NewEvent  # noqa: N806
     record = UserRecord(version=1, epoch=b"\x01" * 8, model="decayed-average",
@@ -64,7 +64,7 @@ def record_step_us(module: ModuleType = user_record) -> float:
 
     def step() -> None:
         again = UserRecord.decode(raw)
-        again.stored_fingerprints()
+        again.fingerprints_of([7])  # the dedupe look-up UserStore does
         again.add_events(new, NOW_MS, 50, NOW_MS - 86_400_000)
         again.encode()
 
@@ -86,6 +86,9 @@ def compare(path: Path, rounds: int, users: int, batches: int) -> None:
     other = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = other  # dataclasses look their module up
     spec.loader.exec_module(other)
+    if not hasattr(other.UserRecord, "fingerprints_of"):
+        raise SystemExit(f"{path} predates UserRecord.fingerprints_of, which UserStore now "
+                         "calls; compare whole trees instead (ingest.py from a git worktree)")
     impls = {"old": other, "new": user_record}
     names = ("record_step_us", "events_per_s_cache_off", "events_per_s_cache_on")
     got: dict[tuple[str, str], list[float]] = {(k, n): [] for k in impls for n in names}

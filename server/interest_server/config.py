@@ -149,9 +149,8 @@ class Settings:
     """OpenTelemetry server spans per RPC, if opentelemetry-api is installed (not a dependency)."""
 
     def __post_init__(self) -> None:
-        for name in ("coalesce_events",):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{_flag(name)} must be at least 1, got {getattr(self, name)}")
+        if self.coalesce_events < 1:
+            raise ValueError(f"--coalesce-events must be at least 1, got {self.coalesce_events}")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

@@ -81,11 +81,20 @@ class _Pending:
 
 @dataclass
 class _Write:
-    """One user's call of write_record.lua, with the popularity its events add if written."""
+    """One user's event write (write_record.lua without concepts), with the popularity its
+    events add if written."""
 
     keys: list[str]
-    args: list[bytes | str | int]
+    """All of the user's keys (UserKeys.all())."""
+    expected: bytes
+    record: bytes
+    format1_mark: str
+    channel: str
     popularity: list[float | str]
+
+    def script_args(self, ttl_s: int) -> list[bytes | str | int]:
+        """ARGV of write_record.lua for this write."""
+        return [self.expected, self.record, ttl_s, self.format1_mark, 0, b"", self.channel]
 
 
 @dataclass
@@ -339,9 +348,8 @@ class UserStore:
                           int(events[i].type), events[i].value,
                           events[i].timestamp_ms or received_ms) for i in new_idx],
                 received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
-            calls.append(_Write(p.keys.all(), [state.expected, record.encode(), self.user_ttl_s,
-                                               state.format1_mark, 0, b"",
-                                               self.keys.channel(p.user_id)],
+            calls.append(_Write(p.keys.all(), state.expected, record.encode(),
+                                state.format1_mark, self.keys.channel(p.user_id),
                                 self._popularity([(events[i].item_id,
                                                    events[i].timestamp_ms or received_ms)
                                                   for i in new_idx])))
@@ -376,19 +384,16 @@ class UserStore:
             keys: list[str] = []
             args: list[bytes | str | int | float] = [self.user_ttl_s]
             for c in calls:
-                expected, record, _ttl, mark, set_concepts, _concepts, channel = c.args
-                if set_concepts:  # (the layout has no room for them: store_concepts' job)
-                    raise AssertionError("the batch write does not store concepts")
                 # The format-1 keys only where the script may read them: no record yet.
-                own = c.keys if expected == b"" else c.keys[:2]
+                own = c.keys if c.expected == b"" else c.keys[:2]
                 keys += own
-                args += [len(own), expected, record, mark, channel,
+                args += [len(own), c.expected, c.record, c.format1_mark, c.channel,
                          len(c.popularity) // 2, *c.popularity]
             keys.append(self.keys.popularity)
             return [int(r) for r in self._write_many(keys=keys, args=args)]
         batch = ScriptBatch(self.redis, self._write)
         for c in calls:
-            batch.add(c.keys, c.args)
+            batch.add(c.keys, c.script_args(self.user_ttl_s))
         replies = [int(r) for r in batch.execute()]
         written = [a for c, r in zip(calls, replies, strict=True) if r == WRITTEN
                    for a in c.popularity]

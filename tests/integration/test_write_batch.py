@@ -28,7 +28,7 @@ def test_one_call_writes_some_users_and_refuses_others(redis_client: redis.Redis
 
     def call(user: str, expected: bytes, version: int) -> _Write:
         new = UserRecord(version=version, epoch=b"\x07" * 8, vector=np.zeros(4, np.float32))
-        return _Write(user_keys(user).all(), [expected, new.encode(), 0, "", 0, b"", ""],
+        return _Write(user_keys(user).all(), expected, new.encode(), "", "",
                       [1.0, f"item-of-{user}", 0.5, "shared"])
 
     replies = store._run_writes([call("fresh", b"", 1), call("moved", stale.header(), 3),
