@@ -3,6 +3,9 @@
 Also recall@10 of the server's list against an exact FAISS search of the same vectors, over
 several users (each its own interest vector), with and without the dislike filter: 1.0 expected
 below the server's `ann_min_items` (certified int8 scan), measured above it (PQ fast-scan).
+A third variant states a liked concept ("I love comedy"): its score (behaviour + the boosted
+concept) is checked against the same score computed here over every item with numpy, from the
+concept vector and weight the server stored in Redis and the genre it grounded on.
 
 `--compare-tree DIR` adds a second real server on the same Redis whose `interest_server` package
 comes from DIR/server (e.g. a copy of the previous commit's tree), called in the same loop,
@@ -24,6 +27,7 @@ from typing import Any
 import faiss
 import numpy as np
 import profile_pyspy
+import redis
 from _common import (
     GENRES,
     ServerProcess,
@@ -39,40 +43,67 @@ from _common import (
     write_result,
 )
 from interest_client import InterestClient
+from interest_server import conceptualizer
 from interest_server.config import Settings
+from interest_server.keys import DEFAULT_KEYS
 from threadpoolctl import threadpool_limits
 
 K = 10
 DISLIKE = "I hate romance"
+LIKE = "I love comedy"
 
 
 def make_users(client: InterestClient, items: list[str], rng: random.Random) -> list[str]:
-    """'beh': 20 liked items; 'dis': the same likes plus a stated dislike (a concept filter)."""
+    """'beh': 20 liked items; 'dis': the same likes plus a stated dislike (a concept filter);
+    'pos': the same likes plus a stated liked concept (a boost)."""
     liked = rng.sample(items, 20)
-    for user in ("beh", "dis"):
+    for user in ("beh", "dis", "pos"):
         client.ingest([{"user_id": user, "item_id": i, "type": "like"} for i in liked])
-    resp = client.encode_interest("dis", DISLIKE)
-    return [f"{c.phrase} -> {[f'{x.name}={x.value}' for x in c.links]}" for c in resp.stored]
+    stored = [*client.encode_interest("dis", DISLIKE).stored,
+              *client.encode_interest("pos", LIKE).stored]
+    return [f"{c.phrase} -> {[f'{x.name}={x.value}' for x in c.links]}" for c in stored]
 
 
 def recall_users(client: InterestClient, items: list[str], rng: random.Random,
                  users: int) -> list[str]:
-    """Users 'r0'.. with 20 random likes each; 'rd0'.. the same likes plus the dislike."""
+    """Users 'r0'.. with 20 random likes each; 'rd0'.. the same likes plus the dislike, 'rp0'..
+    plus the liked concept."""
     names = []
     for u in range(users):
         liked = rng.sample(items, 20)
-        for user in (f"r{u}", f"rd{u}"):
+        for user in (f"r{u}", f"rd{u}", f"rp{u}"):
             client.ingest([{"user_id": user, "item_id": i, "type": "like"} for i in liked])
         client.encode_interest(f"rd{u}", DISLIKE)
+        client.encode_interest(f"rp{u}", LIKE)
         names.append(str(u))
     return names
 
 
-def recall_at_k(client: InterestClient, index: faiss.Index, items: list[str],
-                users: list[str]) -> dict[str, Any]:
+def boosted_scores(client: InterestClient, rclient: redis.Redis, user: str,
+                   vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The server's score for a user with stated liked concepts, over every item: q.x +
+    W max_c w_c a_c(x), a_c = 1 on items of a grounded genre, else cos(c, x) (ranking.py)."""
+    concepts = conceptualizer.loads(rclient.get(DEFAULT_KEYS.user(user).concepts))
+    grounded = {c.phrase: {x.value for x in c.links}
+                for c in client.get_user_state(user).concepts}
+    per_concept = []
+    for c in concepts:
+        sims = vectors @ c.vector
+        genres = grounded.get(c.phrase, set())
+        if genres:
+            carries = np.array([bool(genres & set(synthetic_genres(i)))
+                                for i in range(len(vectors))])
+            sims = np.where(carries, np.float32(1.0), sims)
+        per_concept.append(c.weight * sims)
+    return vectors @ query + Settings.concept_weight * np.max(per_concept, axis=0)
+
+
+def recall_at_k(client: InterestClient, rclient: redis.Redis, index: faiss.Index,
+                vectors: np.ndarray, items: list[str], users: list[str]) -> dict[str, Any]:
     """recall@K of the server's list vs exact FAISS (consumed items, and for 'rd' users the
-    disliked genre, removed from the exact list the same way the server removes them)."""
-    out: dict[str, list[float]] = {"plain": [], "dislike": []}
+    disliked genre, removed from the exact list the same way the server removes them); for
+    'rp' users vs the exact boosted score (boosted_scores) with consumed items removed."""
+    out: dict[str, list[float]] = {"plain": [], "dislike": [], "positive": []}
     banned = {g for g in GENRES if g.lower() in DISLIKE.lower()}
     for u in users:
         state = client.get_user_state(f"r{u}", include_vector=True)
@@ -86,6 +117,11 @@ def recall_at_k(client: InterestClient, index: faiss.Index, items: list[str],
                                  ("dislike", f"rd{u}", allowed[:K])):
             got = {i.item_id for i in client.recommend(user, k=K).items}
             out[key].append(len(got & set(exact)) / K)
+        scores = boosted_scores(client, rclient, f"rp{u}", vectors, query[0])
+        order = np.argsort(-scores, kind="stable")[: 2 * K + len(consumed)]
+        exact = [items[i] for i in order if items[i] not in consumed][:K]
+        got = {i.item_id for i in client.recommend(f"rp{u}", k=K).items}
+        out["positive"].append(len(got & set(exact)) / K)
     return {key: {"mean": round(float(np.mean(v)), 4), "min": float(np.min(v)), "n": len(v)}
             for key, v in out.items()}
 
@@ -146,7 +182,8 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
             # scans cold codes; "server_repeat": the same call again right after the dislike
             # call, with nothing else in between (warm codes).
             samples: dict[str, list[float]] = {"server": [], "server_dislike": [],
-                                               "server_repeat": [], "faiss": [], "numpy": []}
+                                               "server_repeat": [], "server_positive": [],
+                                               "faiss": [], "numpy": []}
             if other is not None:
                 samples.update(compare=[], compare_dislike=[])
                 out["compare_tree"], out["compare_differing_responses"] = compare_tree, 0
@@ -161,6 +198,8 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
                 t2 = time.perf_counter()
                 client.recommend("beh", k=K)  # again, before the peers sweep the caches
                 t2b = time.perf_counter()
+                client.recommend("pos", k=K)
+                t2p = time.perf_counter()
                 if other is not None:
                     if r % 2 == 1:
                         theirs = _compare_calls(other, samples, r >= 10)
@@ -177,9 +216,10 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
                 t4 = time.perf_counter()
                 if r < 10:
                     continue  # warm-up
-                for key, dt in zip(("server", "server_dislike", "server_repeat", "faiss",
-                                    "numpy"),
-                                   (t1 - t0, t2 - t1, t2b - t2, t3 - t2c, t4 - t3), strict=True):
+                for key, dt in zip(("server", "server_dislike", "server_repeat",
+                                    "server_positive", "faiss", "numpy"),
+                                   (t1 - t0, t2 - t1, t2b - t2, t2p - t2b, t3 - t2c, t4 - t3),
+                                   strict=True):
                     samples[key].append(dt)
                 exact = [items[i] for i in found[0] if items[i] not in
                          {e.item_id for e in state.recent_events}][:K]
@@ -188,9 +228,11 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
             out["latency"] = {k: stats_ms(v) for k, v in samples.items()}
             out["server_recall_at_10_vs_faiss"] = float(np.mean(agree))
             out["numpy_top_matches_faiss"] = bool(set(top.tolist()) == set(found[0].tolist()))
-            out["recall_at_10_vs_exact"] = recall_at_k(client, index, items, names)
+            out["recall_at_10_vs_exact"] = recall_at_k(client, rclient, index, vectors, items,
+                                                       names)
             out["throughput_rps"], out["profile"] = {}, {}
-            for key, user in (("server", "beh"), ("server_dislike", "dis")):
+            for key, user in (("server", "beh"), ("server_dislike", "dis"),
+                              ("server_positive", "pos")):
                 prof = profile_pyspy.start(server.pid, tput_s, f"rec_{user}") if profile else None
                 out["throughput_rps"][key] = throughput(client, user, threads, tput_s)
                 if prof is not None:
@@ -199,6 +241,8 @@ def measure_size(n: int, requests: int, threads: int, tput_s: float, seed: int,
     lat = out["latency"]
     out["dislike_adds_ms"] = {p: round(lat["server_dislike"][p] - lat["server"][p], 3)
                               for p in ("p50_ms", "p99_ms")}
+    out["positive_adds_ms"] = {p: round(lat["server_positive"][p] - lat["server"][p], 3)
+                               for p in ("p50_ms", "p99_ms")}
     return out
 
 
@@ -254,19 +298,23 @@ def main() -> None:
         rows.append([r["items"], lat["server"]["p50_ms"], lat["server"]["p99_ms"],
                      lat["server_repeat"]["p50_ms"], lat["server_repeat"]["p99_ms"],
                      lat["server_dislike"]["p50_ms"], lat["server_dislike"]["p99_ms"],
-                     r["dislike_adds_ms"]["p50_ms"], lat["faiss"]["p50_ms"],
+                     r["dislike_adds_ms"]["p50_ms"], lat["server_positive"]["p50_ms"],
+                     lat["server_positive"]["p99_ms"], lat["faiss"]["p50_ms"],
                      lat["faiss"]["p99_ms"], lat["numpy"]["p50_ms"],
                      round(lat["server"]["p50_ms"] / lat["faiss"]["p50_ms"], 2),
                      r["throughput_rps"]["server"], r["throughput_rps"]["server_dislike"],
+                     r["throughput_rps"]["server_positive"],
                      r["recall_at_10_vs_exact"]["plain"]["mean"],
                      r["recall_at_10_vs_exact"]["dislike"]["mean"],
+                     r["recall_at_10_vs_exact"]["positive"]["mean"],
                      "ann" if r["ann"] else "exact", target])
     print_table(f"Recommend k={K} (ms; FAISS IndexFlatIP / numpy in the same loop; "
                 f"throughput with {args.threads} callers)",
                 ["items", "p50", "p99", "repeat_p50", "repeat_p99", "dislike_p50",
-                 "dislike_p99", "filter_adds_p50",
+                 "dislike_p99", "filter_adds_p50", "positive_p50", "positive_p99",
                  "faiss_p50", "faiss_p99", "numpy_p50", "p50/faiss", "rps", "rps_dislike",
-                 "recall@10", "recall@10_dislike", "path", "target"], rows)
+                 "rps_positive", "recall@10", "recall@10_dislike", "recall@10_positive", "path",
+                 "target"], rows)
     for r in runs:
         if "compare_tree" in r:
             lat = r["latency"]
@@ -278,7 +326,8 @@ def main() -> None:
                   f"{lat['compare_dislike']['p99_ms']} ms; responses differing: "
                   f"{r['compare_differing_responses']}")
     write_result("recommend" + (f"_{args.tag}" if args.tag else ""),
-                 {"k": K, "dislike_text": DISLIKE, "cpu_threads": args.cpu_threads,
+                 {"k": K, "dislike_text": DISLIKE, "like_text": LIKE,
+                  "cpu_threads": args.cpu_threads,
                   "ann_min_items": args.ann_min_items,
                   "pythonpath": os.environ.get("PYTHONPATH", ""), "runs": runs},
                  started)

@@ -77,6 +77,17 @@ class RankResult:
     strategy: str
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """The score parts of listed rows (aligned with them), for their reasons."""
+
+    score: np.ndarray
+    behaviour: np.ndarray | None
+    affinity: np.ndarray | None
+    best_concept: np.ndarray | None
+    popularity: np.ndarray | None
+
+
 def short_title(text: str) -> str:
     """The part of an item text before the first '. ', for readable reasons."""
     return text.split(". ", 1)[0]
@@ -124,19 +135,29 @@ class Ranker:
                 keep &= ~self._dislike_mask(view, g, opts.theta, keep)
             removed_by_dislikes, kept = _recount(keep, kept)
 
-        if (interest is not None and not standardise and view.behaviour_vectors is None
-                and not (positives and opts.concept_weight != 0)):
-            # The score is linear in the item vector: a scanner can shortlist it.
-            shortlist = self._shortlist(view, interest, keep, opts.k, kept)
-            if shortlist is not None:
-                explain = _Explainer(self.index, view, recent)
-                items = []
-                for r, b in zip(*shortlist, strict=True):
-                    text, attrs = self.index.describe(int(r), view)
-                    reason = explain.behaviour(int(r), float(b))
-                    items.append(Ranked(view.ids[r], float(b), text, attrs, [reason]))
-                return RankResult(items, removed_by_dislikes, removed_consumed,
-                                  removed_by_filters, "behaviour")
+        boosted = bool(positives) and opts.concept_weight != 0
+        if interest is not None and not standardise and view.behaviour_vectors is None:
+            if not boosted:
+                # The score is linear in the item vector: a scanner can shortlist it.
+                shortlist = self._shortlist(view, interest, keep, opts.k, kept)
+                if shortlist is not None:
+                    explain = _Explainer(self.index, view, recent)
+                    items = []
+                    for r, b in zip(*shortlist, strict=True):
+                        text, attrs = self.index.describe(int(r), view)
+                        reason = explain.behaviour(int(r), float(b))
+                        items.append(Ranked(view.ids[r], float(b), text, attrs, [reason]))
+                    return RankResult(items, removed_by_dislikes, removed_consumed,
+                                      removed_by_filters, "behaviour")
+            elif opts.concept_weight > 0 and all(g.concept.weight >= 0 for g in positives):
+                # Behaviour plus boosted concepts: a maximum of linear scores (see
+                # _concept_shortlist), which the scanner can shortlist too.
+                found = self._concept_shortlist(view, interest, positives, keep, opts, kept)
+                if found is not None:
+                    rows, scored = found
+                    items = self._items(view, rows, scored, positives, recent, opts)
+                    return RankResult(items, removed_by_dislikes, removed_consumed,
+                                      removed_by_filters, "behaviour+concepts")
 
         score = np.zeros(n, dtype=np.float32)
         behaviour = None
@@ -147,7 +168,7 @@ class Ranker:
                 behaviour = _standardise(behaviour, keep)
             score += behaviour
         affinity, best_concept = None, None
-        if positives and opts.concept_weight != 0:
+        if boosted:
             per_concept = np.stack([g.concept.weight * self._affinity(view, g)
                                     for g in positives])
             best_concept = per_concept.argmax(axis=0)
@@ -161,26 +182,37 @@ class Ranker:
                     "behaviour+concepts" if behaviour is not None and affinity is not None else
                     "behaviour" if behaviour is not None else "concepts")
 
-        rows = _top_k(score, keep, opts.k, view.ids)
+        rows = np.asarray(_top_k(score, keep, opts.k, view.ids), dtype=np.int64)
+        scored = _Scored(score[rows], None if behaviour is None else behaviour[rows],
+                         None if affinity is None else affinity[rows],
+                         None if best_concept is None else best_concept[rows],
+                         None if pop is None else pop[rows])
+        return RankResult(self._items(view, rows, scored, positives, recent, opts),
+                          removed_by_dislikes, removed_consumed, removed_by_filters, strategy)
+
+    def _items(self, view: IndexView, rows: np.ndarray, scored: _Scored,
+               positives: Sequence[GroundedConcept], recent: Sequence[RecentItem],
+               opts: RankOptions) -> list[Ranked]:
+        """The listed items with their reasons; `scored` is aligned with `rows`."""
         explain = _Explainer(self.index, view, recent)
         items = []
-        for r in rows:
+        for j, r in enumerate(rows):
             text, attrs = self.index.describe(int(r), view)
             reasons: list[Reason] = []
-            if affinity is not None and best_concept is not None:
-                g = positives[int(best_concept[r])]
+            if scored.affinity is not None and scored.best_concept is not None:
+                g = positives[int(scored.best_concept[j])]
                 reasons.append(self._concept_reason(g, attrs, opts.concept_weight
-                                                    * float(affinity[r])))
-            if behaviour is not None:
-                reasons.append(explain.behaviour(int(r), float(behaviour[r])))
-            if pop is not None:
-                why = ("popular with other users" if pop[r] > 0 else
+                                                    * float(scored.affinity[j])))
+            if scored.behaviour is not None:
+                reasons.append(explain.behaviour(int(r), float(scored.behaviour[j])))
+            if scored.popularity is not None:
+                pop = float(scored.popularity[j])
+                why = ("popular with other users" if pop > 0 else
                        "no activity or stated interests yet; shown in item-id order")
-                reasons.append(Reason(REASON_POPULAR, why, "", float(pop[r])))
+                reasons.append(Reason(REASON_POPULAR, why, "", pop))
             reasons.sort(key=lambda x: -x.contribution)
-            items.append(Ranked(view.ids[r], float(score[r]), text, attrs, reasons))
-        return RankResult(items, removed_by_dislikes, removed_consumed, removed_by_filters,
-                          strategy)
+            items.append(Ranked(view.ids[r], float(scored.score[j]), text, attrs, reasons))
+        return items
 
     def _shortlist(self, view: IndexView, query: np.ndarray, keep: np.ndarray, k: int,
                    kept: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -206,6 +238,82 @@ class Ranker:
                 return rows, scores
             want *= 16
         return None
+
+    def _concept_shortlist(self, view: IndexView, query: np.ndarray,
+                           positives: Sequence[GroundedConcept], keep: np.ndarray,
+                           opts: RankOptions, kept: int) -> tuple[np.ndarray, _Scored] | None:
+        """The top k of behaviour + boosted concepts from the scanner, or None (scan all).
+
+        With W = concept_weight > 0 and each concept's weight w >= 0, an item's score
+        q.x + W max_c w_c a_c(x) (a_c = 1 on items carrying one of c's linked values, else
+        cos(c, x)) is the largest of: (q + W w_c c).x for every concept, and q.x + W w_c on the
+        items carrying c's values (1 >= cos, so the first kind never exceeds the score). Each of
+        those linear terms is one scan (the carriers' term a filtered one, or all of them scored
+        when they are few); the union of the proposals is scored exactly, and with a certified
+        scanner the list is returned only if its k-th score beats every term's bound, so it is
+        the full scan's list. An ANN scanner gives its measured recall."""
+        scanner, delta = view.scanner, view.delta
+        if scanner is None or delta is None or opts.k <= 0:
+            return None
+        if kept * UNCOVERED_GATHER_FRACTION <= view.n:
+            return self._concept_best(view, np.flatnonzero(keep), query, positives, opts)
+        delta = delta[keep[delta]]  # rows written after the snapshot: always scored exactly
+        w = opts.concept_weight
+        terms: list[tuple[np.ndarray, np.ndarray, float]] = []  # (query, rows kept, offset)
+        exact_rows = [delta]
+        for g in positives:
+            terms.append(((query + np.float32(w * g.concept.weight) * g.concept.vector)
+                          .astype(np.float32), keep, 0.0))
+            if g.links:
+                carriers = keep & self.index.mask([pair for pair, _ in g.links], view)
+                if np.count_nonzero(carriers) * UNCOVERED_GATHER_FRACTION <= view.n:
+                    exact_rows.append(np.flatnonzero(carriers))
+                else:
+                    terms.append((query, carriers, w * g.concept.weight))
+        want = max(SHORTLIST, 4 * opts.k)
+        for attempt in range(2):
+            proposed = list(exact_rows)
+            bound: float | None = -math.inf
+            for term_query, term_keep, offset in terms:
+                found = scanner.candidates(term_query, term_keep, want,
+                                           exact_filter=attempt > 0)
+                proposed.append(found.rows)
+                bound = None if found.bound is None or bound is None else max(
+                    bound, found.bound + offset)
+            rows, scored = self._concept_best(view, np.unique(np.concatenate(proposed)),
+                                              query, positives, opts)
+            if bound is None or bound == -math.inf:
+                return rows, scored
+            if len(rows) == opts.k and float(scored.score[-1]) > bound:
+                return rows, scored
+            want *= 16
+        return None
+
+    def _concept_best(self, view: IndexView, rows: np.ndarray, query: np.ndarray,
+                      positives: Sequence[GroundedConcept], opts: RankOptions
+                      ) -> tuple[np.ndarray, _Scored]:
+        """Top-k of `rows` by the full scan's score (behaviour + boosted concepts), computed
+        the same way on the gathered rows; ties by item id."""
+        rows = rows.astype(np.int64, copy=False)
+        vectors = view.vectors[rows]
+        behaviour = vectors @ query
+        per_concept = []
+        for g in positives:
+            sims = vectors @ g.concept.vector
+            if g.links:
+                carries = self.index.mask([pair for pair, _ in g.links], view)[rows]
+                sims = np.where(carries, np.float32(1.0), sims)
+            per_concept.append(g.concept.weight * sims)
+        stacked = np.stack(per_concept)
+        best_concept = stacked.argmax(axis=0)
+        affinity = stacked.max(axis=0)
+        score = np.zeros(len(rows), dtype=np.float32)
+        score += behaviour
+        score += opts.concept_weight * affinity
+        top = np.asarray(_top_k(score, np.ones(len(rows), dtype=bool), opts.k,
+                                _RowIds(view.ids, rows)), dtype=np.int64)
+        return rows[top], _Scored(score[top], behaviour[top], affinity[top],
+                                  best_concept[top], None)
 
     def _grounded_mask(self, view: IndexView, g: GroundedConcept) -> tuple[np.ndarray, np.ndarray]:
         """(items carrying a linked value, items covered by a linked attribute name)."""

@@ -260,18 +260,110 @@ def test_scanner_path_explains_items_like_the_full_scan(calls: list[int]) -> Non
 
 
 def test_scores_other_than_behaviour_keep_the_full_scan(calls: list[int]) -> None:
+    """Standardised (learned-model) scores, cold start by popularity, and concept weights that
+    are not a non-negative boost are not maxima of linear scores: no scanner."""
     items = catalog(3000, seed=4)
     index = make_index(items)
-    like = GroundedConcept(StoredConcept("x", Polarity.POSITIVE, 1.0, items[3].vector, "m",
-                                         items[3].vector), [])
     view = index.view()
-    Ranker(index).rank(view, items[1].vector, [like], [], [], {},
-                       RankOptions(k=5, theta=0.3, concept_weight=1.0))
     Ranker(index).rank(view, items[1].vector, [], [], [], {},
                        RankOptions(k=5, theta=0.3, concept_weight=1.0), standardise=True)
     Ranker(index).rank(view, None, [], [], [], {"i00001": 1.0},
                        RankOptions(k=5, theta=0.3, concept_weight=1.0))
+    like = positive("x", items[3].vector, [])
+    Ranker(index).rank(view, items[1].vector, [like], [], [], {},
+                       RankOptions(k=5, theta=0.3, concept_weight=-0.5))
+    Ranker(index).rank(view, items[1].vector, [positive("y", items[3].vector, [], -1.0)], [],
+                       [], {}, RankOptions(k=5, theta=0.3, concept_weight=1.0))
     assert calls == []
+
+
+def positive(phrase: str, vector: np.ndarray, links: list[tuple[str, str]],
+             weight: float = 1.0) -> GroundedConcept:
+    vec = np.asarray(vector, dtype=np.float32)
+    return GroundedConcept(StoredConcept(phrase, Polarity.POSITIVE, weight, vec, "m", vec),
+                           [(pair, 0.9) for pair in links])
+
+
+def reasons_of(result: RankResult) -> list[list[tuple[int, str, str]]]:
+    return [[(x.kind, x.text, x.source) for x in r.reasons] for r in result.items]
+
+
+def test_positive_concepts_through_the_scanner_equal_the_full_scan(calls: list[int]) -> None:
+    """Behaviour + boosted concepts (ungrounded, grounded on a value few items carry, on one
+    a fifth carry, several at once, with consumed items and a dislike): the scanner's list,
+    scores and reasons are the full fp32 scan's."""
+    items = catalog(6000, seed=21, clustered=800)
+    index = make_index(items)
+    rng = np.random.default_rng(21)
+    vectors = np.stack([i.vector for i in items])
+    recent = [RecentItem(items[r].item_id, "liked") for r in rng.choice(6000, 12)]
+    dark = unit(rng.standard_normal(DIM))
+    cases = [
+        [positive("dark", dark, [])],
+        [positive("noir", vectors[40], [("genre", "Noir")])],  # 2.5% carry it: all scored
+        [positive("comedy", vectors[5], [("genre", "Comedy")], 0.6)],  # 20%: a filtered scan
+        [positive("dark", dark, [], 0.8), positive("comedy", vectors[5], [("genre", "Comedy")]),
+         negative("romance", vectors[3], [("genre", "Romance")])],
+        [positive("near the cluster", vectors[1], [])],  # near-duplicates: the bound must hold
+    ]
+    for n, concepts in enumerate(cases):
+        query = unit(vectors[rng.choice(6000, 20)].sum(axis=0))
+        consumed = [f"i{r:05d}" for r in rng.choice(6000, 20)]
+        for weight in (0.3, 1.0):
+            before = len(calls)
+            options = RankOptions(k=10 + n, theta=0.3, concept_weight=weight)
+            view = index.view()
+            ranker = Ranker(index)
+            got = ranker.rank(view, query, concepts, consumed, recent, {}, options)
+            want = ranker.rank(exact_view(view), query, concepts, consumed, recent, {},
+                               options)
+            assert len(calls) > before, "the scanner was not used"
+            assert ids(got) == ids(want) and len(got.items) == 10 + n
+            np.testing.assert_allclose([r.score for r in got.items],
+                                       [r.score for r in want.items], rtol=1e-6, atol=1e-7)
+            assert reasons_of(got) == reasons_of(want)
+            assert got.strategy == want.strategy == "behaviour+concepts"
+            assert (got.removed_consumed, got.removed_by_dislikes) == (
+                want.removed_consumed, want.removed_by_dislikes)
+
+
+def test_carriers_far_from_the_concept_vector_are_still_found(calls: list[int]) -> None:
+    """Items carrying the linked value score q.x + W w whatever their cosine to the concept;
+    ones pointing away from it are missed by the concept-shifted scan and must come from the
+    carriers' own scan (and its bound must include the boost: k above the shortlist)."""
+    rng = np.random.default_rng(23)
+    items = catalog(6000, seed=23)
+    query = unit(rng.standard_normal(DIM))
+    concept_vector = unit(rng.standard_normal(DIM))
+    away = [f"i{r:05d}" for r in range(1, 6000, 5)[:30]]  # Drama: along q, opposite the concept
+    for item_id in away:
+        r = int(item_id[1:])
+        items[r] = dataclasses.replace(items[r], vector=unit(
+            query - 1.5 * concept_vector + 0.05 * rng.standard_normal(DIM)))
+    index = make_index(items)
+    concepts = [positive("comedy", concept_vector, [("genre", "Comedy"), ("genre", "Drama")],
+                         0.6)]
+    for k in (10, 300):
+        got, want = both(index, query, concepts=concepts, k=k)
+        assert calls, "the scanner was not used"
+        assert ids(got) == ids(want) and len(got.items) == k
+        if k == 10:
+            assert len(set(away) & set(ids(got))) >= 5
+
+
+def test_positive_concepts_with_writes_after_the_snapshot() -> None:
+    """Rows written after the scanner's snapshot are scored exactly, boosted or not."""
+    items = catalog(4000, seed=22)
+    index = make_index(items)
+    rng = np.random.default_rng(22)
+    noir = unit(rng.standard_normal(DIM))
+    # New items along the user's interest, one on the concept, one carrying its value.
+    query = unit(noir + 0.5 * rng.standard_normal(DIM))
+    index.upsert([CatalogItem("new-a", "New a.", {"genre": ("Drama",)}, noir, "m"),
+                  CatalogItem("new-b", "New b.", {"genre": ("Noir",)}, query, "m")])
+    got, want = both(index, query, concepts=[positive("noir", noir, [("genre", "Noir")])])
+    assert ids(got) == ids(want)
+    assert {"new-a", "new-b"} <= set(ids(got))
 
 
 # ---- ANN: recall, live writes, filters ---------------------------------------------------
