@@ -19,6 +19,11 @@ UNCOVERED_GATHER_FRACTION = 8
 matrix; above that one full mat-vec is cheaper than copying the rows out (measured at 100k x 384:
 a 10% gather + product 3.7 ms vs a full product 13.8 ms; a 30% gather 42 ms). The same rule
 sends heavily filtered requests past the scanner: scoring the few kept rows is exact and cheap."""
+ANN_GATHER_FRACTION = 64
+"""With the ANN (PQ fast-scan, 48 B a row) scanner, a boosted concept's carriers are gathered
+and scored exactly only when they are at most 1/64 of the rows (a gathered fp32 row is read and
+written, ~3 KB, against 48 B of codes scanned per row); above that their filtered scan is
+cheaper (1M rows, 11% carriers: see bench/README.md, Recommend, liked concepts)."""
 
 
 @dataclass(frozen=True)
@@ -261,12 +266,13 @@ class Ranker:
         w = opts.concept_weight
         terms: list[tuple[np.ndarray, np.ndarray, float]] = []  # (query, rows kept, offset)
         exact_rows = [delta]
+        gather = UNCOVERED_GATHER_FRACTION if scanner.certified else ANN_GATHER_FRACTION
         for g in positives:
             terms.append(((query + np.float32(w * g.concept.weight) * g.concept.vector)
                           .astype(np.float32), keep, 0.0))
             if g.links:
                 carriers = keep & self.index.mask([pair for pair, _ in g.links], view)
-                if np.count_nonzero(carriers) * UNCOVERED_GATHER_FRACTION <= view.n:
+                if np.count_nonzero(carriers) * gather <= view.n:
                     exact_rows.append(np.flatnonzero(carriers))
                 else:
                     terms.append((query, carriers, w * g.concept.weight))

@@ -382,6 +382,25 @@ def test_ann_recall_at_10_on_a_synthetic_set() -> None:
     assert np.mean(recalls) >= 0.95, recalls
 
 
+def test_ann_recall_with_a_liked_concept() -> None:
+    """Behaviour + a boosted concept through the PQ scanner: the concept-shifted scan and the
+    carriers' filtered scan (a fifth of the rows carry the value) keep recall@10 high."""
+    items = catalog(20_000, seed=8)
+    index = make_index(items, ann=True)
+    vectors = np.stack([i.vector for i in items])
+    rng = np.random.default_rng(9)
+    recalls = []
+    for n in range(20):
+        liked = rng.choice(len(items), 20, replace=False)
+        like = positive("comedy", vectors[rng.integers(len(items))], [("genre", "Comedy")],
+                        weight=0.1 + 0.05 * (n % 4))
+        got, want = both(index, unit(vectors[liked].sum(axis=0)),
+                         [items[r].item_id for r in liked], concepts=[like])
+        assert got.strategy == "behaviour+concepts" and len(got.items) == 10
+        recalls.append(len(set(ids(got)) & set(ids(want))) / 10)
+    assert np.mean(recalls) >= 0.95, recalls
+
+
 @pytest.mark.parametrize("ann", [False, True])
 def test_writes_after_the_snapshot_are_seen(ann: bool) -> None:
     items = catalog(4000, seed=7)
