@@ -60,7 +60,8 @@ def write_result(name: str, payload: dict[str, Any], started: dict[str, Any]) ->
     body = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "machine_start": started, "machine_end": machine(), **payload}
     path.write_text(json.dumps(body, indent=2, default=_plain) + "\n")
-    print(f"\nwrote {path.relative_to(BENCH.parent)}  (load average start "
+    shown = path.relative_to(BENCH.parent) if path.is_relative_to(BENCH.parent) else path
+    print(f"\nwrote {shown}  (load average start "
           f"{started['loadavg']}, end {body['machine_end']['loadavg']})")
     return path
 

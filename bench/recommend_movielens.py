@@ -159,7 +159,8 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 got = [i.item_id for i in resp.items]
                 if r < len(users):  # each user's lists checked once
-                    recall[v].append(len(set(got) & set(want[v])) / K)
+                    # (a tiny catalog can hold fewer than K unconsumed items)
+                    recall[v].append(len(set(got) & set(want[v])) / max(1, len(want[v])))
                     if v == "d":
                         off_genre["d"] += sum(DISLIKED_GENRE in genres[row[i]] for i in got)
                     if v == "p":

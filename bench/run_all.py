@@ -16,15 +16,17 @@ SCALES: dict[str, dict[str, list[str]]] = {
         "recommend": ["--sizes", "10000", "--requests", "50", "--tput-s", "2"],
         "encode": ["--texts", "300", "--rounds", "1", "--single", "10", "--calls", "20"],
         "memory": ["--users", "100", "--items", "20000"],
+        "recommend_movielens": ["--users", "5", "--requests", "30"],
     },
     "default": {"ingest": ["--profile", "4"], "freshness": [], "recommend": ["--profile"],
-                "encode": [], "memory": []},
+                "encode": [], "memory": [], "recommend_movielens": []},
     "full": {
         "ingest": ["--duration", "60", "--profile", "10"],
         "freshness": ["--trials", "1000"],
         "recommend": ["--full", "--requests", "500", "--profile"],
         "encode": ["--rounds", "3", "--calls", "300"],
         "memory": ["--full"],
+        "recommend_movielens": ["--users", "100", "--requests", "1000"],
     },
 }
 
