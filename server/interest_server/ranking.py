@@ -100,7 +100,8 @@ def short_title(text: str) -> str:
 
 class Ranker:
     """Scores the live items of the index for one user: every item (one matrix-vector product),
-    or, for behaviour-only scores when the index has a scanner, a shortlist re-scored in fp32."""
+    or, when the index has a scanner and the score is behaviour alone or behaviour plus boosted
+    liked concepts, a shortlist re-scored in fp32."""
 
     def __init__(self, index: ItemIndex) -> None:
         self.index = index
