@@ -261,8 +261,11 @@ class Ranker:
         scanner, delta = view.scanner, view.delta
         if scanner is None or delta is None or opts.k <= 0:
             return None
+        # Each concept's carriers (items with one of its linked values), built once here.
+        marks = [self.index.mask([pair for pair, _ in g.links], view) if g.links else None
+                 for g in positives]
         if kept * UNCOVERED_GATHER_FRACTION <= view.n:
-            return self._concept_best(view, np.flatnonzero(keep), query, positives, opts)
+            return self._concept_best(view, np.flatnonzero(keep), query, positives, marks, opts)
         delta = delta[keep[delta]]  # rows written after the snapshot: always scored exactly
         w = opts.concept_weight
         # (query, rows kept, offset, how many to ask for). All carriers of a concept get the
@@ -274,11 +277,11 @@ class Ranker:
         terms: list[tuple[np.ndarray, np.ndarray, float, int]] = []
         exact_rows = [delta]
         gather = UNCOVERED_GATHER_FRACTION if scanner.certified else ANN_GATHER_FRACTION
-        for g in positives:
+        for g, marked in zip(positives, marks, strict=True):
             terms.append(((query + np.float32(w * g.concept.weight) * g.concept.vector)
                           .astype(np.float32), keep, 0.0, max(SHORTLIST, 4 * opts.k)))
-            if g.links:
-                carriers = keep & self.index.mask([pair for pair, _ in g.links], view)
+            if marked is not None:
+                carriers = keep & marked
                 if np.count_nonzero(carriers) * gather <= view.n:
                     exact_rows.append(np.flatnonzero(carriers))
                 else:
@@ -293,27 +296,28 @@ class Ranker:
                 bound = None if found.bound is None or bound is None else max(
                     bound, found.bound + offset)
             rows, scored = self._concept_best(view, np.unique(np.concatenate(proposed)),
-                                              query, positives, opts)
+                                              query, positives, marks, opts)
             if bound is None or bound == -math.inf:
                 return rows, scored
             if len(rows) == opts.k and float(scored.score[-1]) > bound:
                 return rows, scored
         return None
 
-    def _concept_best(self, view: IndexView, rows: np.ndarray, query: np.ndarray,
-                      positives: Sequence[GroundedConcept], opts: RankOptions
-                      ) -> tuple[np.ndarray, _Scored]:
+    @staticmethod
+    def _concept_best(view: IndexView, rows: np.ndarray, query: np.ndarray,
+                      positives: Sequence[GroundedConcept], marks: Sequence[np.ndarray | None],
+                      opts: RankOptions) -> tuple[np.ndarray, _Scored]:
         """Top-k of `rows` by the full scan's score (behaviour + boosted concepts), computed
-        the same way on the gathered rows; ties by item id."""
+        the same way on the gathered rows (`marks`: each concept's carriers, or None for an
+        ungrounded one); ties by item id."""
         rows = rows.astype(np.int64, copy=False)
         vectors = view.vectors[rows]
         behaviour = vectors @ query
         per_concept = []
-        for g in positives:
+        for g, marked in zip(positives, marks, strict=True):
             sims = vectors @ g.concept.vector
-            if g.links:
-                carries = self.index.mask([pair for pair, _ in g.links], view)[rows]
-                sims = np.where(carries, np.float32(1.0), sims)
+            if marked is not None:
+                sims = np.where(marked[rows], np.float32(1.0), sims)
             per_concept.append(g.concept.weight * sims)
         stacked = np.stack(per_concept)
         best_concept = stacked.argmax(axis=0)
