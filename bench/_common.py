@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,13 @@ import redis
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a benchmark never reaches for a model hub
 
 from interest_client import InterestClient  # noqa: E402
+from interest_server import conceptualizer  # noqa: E402
 from interest_server.catalog import CatalogStore  # noqa: E402
+from interest_server.concepts import Polarity  # noqa: E402
+from interest_server.config import Settings  # noqa: E402
 from interest_server.encoder import default_model_dir, model_id_for  # noqa: E402
 from interest_server.item_index import CatalogItem  # noqa: E402
+from interest_server.keys import DEFAULT_KEYS  # noqa: E402
 from interest_server.redis_launcher import EmbeddedRedis  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -196,3 +200,36 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return time.perf_counter() - t0, out
+
+
+def value_masks(n: int, values_of: Callable[[int], Iterable[str]]) -> Callable[[str], np.ndarray]:
+    """mask(value): which of items 0..n-1 carry `value`, built once per value and kept."""
+    masks: dict[str, np.ndarray] = {}
+
+    def mask(value: str) -> np.ndarray:
+        if value not in masks:
+            masks[value] = np.fromiter((value in values_of(i) for i in range(n)), bool, n)
+        return masks[value]
+    return mask
+
+
+def boosted_scores(client: InterestClient, rclient: redis.Redis, user: str,
+                   vectors: np.ndarray, query: np.ndarray,
+                   carriers: Callable[[str], np.ndarray]) -> np.ndarray:
+    """The server's score for a user with stated liked concepts, over every item (ranking.py):
+    q.x + W max_c w_c a_c(x), a_c = 1 on items carrying a value c is grounded on (`carriers`),
+    else cos(c, x); concept vectors and weights as the server stored them in Redis, groundings
+    as GetUserState reports them."""
+    grounded = {c.phrase: {x.value for x in c.links}
+                for c in client.get_user_state(user).concepts}
+    per_concept = []
+    for c in conceptualizer.loads(rclient.get(DEFAULT_KEYS.user(user).concepts)):
+        if c.polarity != Polarity.POSITIVE:
+            continue
+        sims = vectors @ c.vector
+        values = grounded.get(c.phrase, set())
+        if values:
+            sims = np.where(np.logical_or.reduce([carriers(v) for v in values]),
+                            np.float32(1.0), sims)
+        per_concept.append(c.weight * sims)
+    return vectors @ query + Settings.concept_weight * np.max(per_concept, axis=0)

@@ -31,6 +31,7 @@ import redis
 from _common import (
     GENRES,
     ServerProcess,
+    boosted_scores,
     default_model_id,
     machine,
     print_table,
@@ -40,12 +41,11 @@ from _common import (
     synthetic_genres,
     thread_env,
     unit_vectors,
+    value_masks,
     write_result,
 )
 from interest_client import InterestClient
-from interest_server import conceptualizer
 from interest_server.config import Settings
-from interest_server.keys import DEFAULT_KEYS
 from threadpoolctl import threadpool_limits
 
 K = 10
@@ -79,31 +79,13 @@ def recall_users(client: InterestClient, items: list[str], rng: random.Random,
     return names
 
 
-def boosted_scores(client: InterestClient, rclient: redis.Redis, user: str,
-                   vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """The server's score for a user with stated liked concepts, over every item: q.x +
-    W max_c w_c a_c(x), a_c = 1 on items of a grounded genre, else cos(c, x) (ranking.py)."""
-    concepts = conceptualizer.loads(rclient.get(DEFAULT_KEYS.user(user).concepts))
-    grounded = {c.phrase: {x.value for x in c.links}
-                for c in client.get_user_state(user).concepts}
-    per_concept = []
-    for c in concepts:
-        sims = vectors @ c.vector
-        genres = grounded.get(c.phrase, set())
-        if genres:
-            carries = np.array([bool(genres & set(synthetic_genres(i)))
-                                for i in range(len(vectors))])
-            sims = np.where(carries, np.float32(1.0), sims)
-        per_concept.append(c.weight * sims)
-    return vectors @ query + Settings.concept_weight * np.max(per_concept, axis=0)
-
-
 def recall_at_k(client: InterestClient, rclient: redis.Redis, index: faiss.Index,
                 vectors: np.ndarray, items: list[str], users: list[str]) -> dict[str, Any]:
     """recall@K of the server's list vs exact FAISS (consumed items, and for 'rd' users the
     disliked genre, removed from the exact list the same way the server removes them); for
     'rp' users vs the exact boosted score (boosted_scores) with consumed items removed."""
     out: dict[str, list[float]] = {"plain": [], "dislike": [], "positive": []}
+    carriers = value_masks(len(items), synthetic_genres)
     banned = {g for g in GENRES if g.lower() in DISLIKE.lower()}
     for u in users:
         state = client.get_user_state(f"r{u}", include_vector=True)
@@ -117,7 +99,7 @@ def recall_at_k(client: InterestClient, rclient: redis.Redis, index: faiss.Index
                                  ("dislike", f"rd{u}", allowed[:K])):
             got = {i.item_id for i in client.recommend(user, k=K).items}
             out[key].append(len(got & set(exact)) / K)
-        scores = boosted_scores(client, rclient, f"rp{u}", vectors, query[0])
+        scores = boosted_scores(client, rclient, f"rp{u}", vectors, query[0], carriers)
         order = np.argsort(-scores, kind="stable")[: 2 * K + len(consumed)]
         exact = [items[i] for i in order if items[i] not in consumed][:K]
         got = {i.item_id for i in client.recommend(f"rp{u}", k=K).items}

@@ -23,18 +23,17 @@ import numpy as np
 import redis
 from _common import (
     ServerProcess,
+    boosted_scores,
     machine,
     print_table,
     private_redis,
     stats_ms,
     thread_env,
+    value_masks,
     write_result,
 )
 from interest_client import InterestClient
-from interest_server import conceptualizer
 from interest_server.catalog import CatalogStore
-from interest_server.config import Settings
-from interest_server.keys import DEFAULT_KEYS
 from interest_server.movielens import MovieLens, default_data_dir, load_movielens
 from threadpoolctl import threadpool_limits
 
@@ -98,16 +97,8 @@ def exact_lists(client: InterestClient, rclient: redis.Redis, user: str, consume
     row = {item_id: n for n, item_id in enumerate(ids)}
     plain = [i for i in ranked if i not in consumed]
     disliked = [i for i in plain if DISLIKED_GENRE not in genres[row[i]]]
-    concepts = conceptualizer.loads(rclient.get(DEFAULT_KEYS.user(f"p{user}").concepts))
-    grounded = {c.phrase: {x.value for x in c.links}
-                for c in client.get_user_state(f"p{user}").concepts}
-    per_concept = []
-    for c in concepts:
-        sims = vectors @ c.vector
-        values = grounded.get(c.phrase, set())
-        carries = np.array([bool(values & g) for g in genres])
-        per_concept.append(c.weight * np.where(carries, np.float32(1.0), sims))
-    boosted = vectors @ query + Settings.concept_weight * np.max(per_concept, axis=0)
+    boosted = boosted_scores(client, rclient, f"p{user}", vectors, query,
+                             value_masks(len(ids), genres.__getitem__))
     liked = [ids[i] for i in np.argsort(-boosted, kind="stable") if ids[i] not in consumed]
     return query, {"h": plain[:K], "d": disliked[:K], "p": liked[:K]}
 
