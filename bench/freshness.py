@@ -30,7 +30,7 @@ from interest_server.config import Settings
 POLL_LIMIT_S = 2.0
 PUSH_TARGET_MS = 50.0
 """Issue 4: a pushed update arrives within 50 ms p99."""
-WATCH_LIMIT = min(Settings.max_watch_streams, Settings.workers - 1)
+WATCH_LIMIT = min(Settings.max_watch_streams, Settings().stream_slots)
 """Watch streams one default server process admits (serve.py starts it with the defaults)."""
 INTERVAL_S = Settings.watch_min_interval_ms / 1000
 """The servers' least time between two pushes of one stream (serve.py: the default)."""

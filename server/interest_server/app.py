@@ -152,7 +152,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes)],
         )
-        hub = WatchHub.for_settings(client, settings.max_watch_streams, settings.workers)
+        hub = WatchHub(client)
         resolver = TenantResolver(auth.TokenTable(auth.load_tokens(settings)))
         add_servicer(InterestService(tenants, settings, hub, resolver), server)
         health_servicer = health.HealthServicer(

@@ -53,7 +53,9 @@ class Settings:
     faster), or 'torchscript-bf16' (bf16 matmuls: ~2x catalog rate on AMX CPUs, vectors within
     cosine 0.9999 but batch-dependent to ~1e-3). Measured in bench/README.md, Encoding."""
     workers: int = 16
-    """Threads serving RPCs."""
+    """Threads serving RPCs. A quarter of them (at least one, `unary_reserve`) is kept for calls
+    other than long-lived streams; the rest (`stream_slots`) are shared by open StreamEvents and
+    WatchRecommendations streams, which hold a thread each while open."""
     max_concurrent_rpcs: int = 64
     """RPCs beyond this fail fast with RESOURCE_EXHAUSTED instead of queueing."""
     max_message_bytes: int = 8 * 1024 * 1024
@@ -139,8 +141,13 @@ class Settings:
     """Least time between two pushes of one WatchRecommendations stream, and its default; a
     request may ask for more (min_interval_ms), never less."""
     max_watch_streams: int = 8
-    """Open WatchRecommendations streams per process; each holds one of `workers` threads, so
-    at most workers - 1 are admitted. Beyond it: RESOURCE_EXHAUSTED."""
+    """Open WatchRecommendations streams per process, within the `stream_slots` shared with
+    StreamEvents. Beyond either: RESOURCE_EXHAUSTED."""
+    max_event_streams: int = 8
+    """Open StreamEvents streams per process, within the `stream_slots` shared with
+    WatchRecommendations (each open stream holds one of `workers` threads until the client ends
+    it). Beyond either: RESOURCE_EXHAUSTED, so Recommend and IngestEvents always find a thread;
+    raise `workers` with it for more streams."""
     metrics_port: int = 0
     """Port of the Prometheus /metrics HTTP endpoint (on `host`); 0: off."""
     log_format: str = "text"
@@ -149,8 +156,21 @@ class Settings:
     """OpenTelemetry server spans per RPC, if opentelemetry-api is installed (not a dependency)."""
 
     def __post_init__(self) -> None:
+        if self.workers < 2:
+            raise ValueError(f"--workers must be at least 2 (one for streams, one for other "
+                             f"calls), got {self.workers}")
         if self.coalesce_events < 1:
             raise ValueError(f"--coalesce-events must be at least 1, got {self.coalesce_events}")
+
+    @property
+    def unary_reserve(self) -> int:
+        """RPC threads long-lived streams may never take: a quarter of `workers`, at least 1."""
+        return max(1, self.workers // 4)
+
+    @property
+    def stream_slots(self) -> int:
+        """RPC threads open streams (events and watch together) may hold."""
+        return self.workers - self.unary_reserve
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

@@ -20,6 +20,7 @@ from .events import EventRecord, EventResult, Outcome, RejectReason
 from .grpc_errors import rpc
 from .ranking import RankOptions
 from .stream_reader import StreamReader
+from .stream_slots import EVENTS, WATCH, StreamSlots
 from .tenancy import TenantEngines, TenantResolver
 from .watch import MAX_INTERVAL_MS, WatchHub
 
@@ -35,6 +36,7 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
         self.settings = settings
         self.watch = watch
         self.resolver = resolver or TenantResolver()
+        self.streams = StreamSlots(settings)
 
     def _engine(self, context: grpc.ServicerContext) -> InterestEngine:
         """The engine of the tenant this call acts for."""
@@ -53,7 +55,8 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
         engine = self._engine(context)
         s = self.settings
         budget = s.coalesce_events
-        with StreamReader(request_iterator, _event_count, budget) as reader:
+        with self.streams.hold(EVENTS), \
+                StreamReader(request_iterator, _event_count, budget) as reader:
             while True:
                 taken = reader.take(budget, _checked_count(s))
                 if taken.messages:
@@ -136,10 +139,11 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
             raise FailedPrecondition("watch streams are not enabled on this server")
         interval_ms = max(request.min_interval_ms or s.watch_min_interval_ms,
                           s.watch_min_interval_ms)
-        yield from self.watch.watch(engine.keys.channel(user_id),
-                                    lambda: self._recommend(engine, user_id, opts),
-                                    lambda resp: resp.SerializeToString(deterministic=True),
-                                    interval_ms / 1000, context.add_callback)
+        with self.streams.hold(WATCH):
+            yield from self.watch.watch(engine.keys.channel(user_id),
+                                        lambda: self._recommend(engine, user_id, opts),
+                                        lambda resp: resp.SerializeToString(deterministic=True),
+                                        interval_ms / 1000, context.add_callback)
 
     def _rank_request(self, request: pb.RecommendRequest | pb.WatchRecommendationsRequest
                       ) -> tuple[str, RankOptions]:

@@ -26,7 +26,7 @@ from typing import TypeVar
 import redis
 
 from . import metrics
-from .errors import ResourceExhausted, Unavailable
+from .errors import Unavailable
 from .keys import DEFAULT_KEYS, KeySpace
 from .redis_conn import REDIS_ERRORS, is_cluster
 
@@ -129,9 +129,8 @@ class Watcher:
 class WatchHub:
     """This process's watchers and its one subscriber thread."""
 
-    def __init__(self, client: redis.Redis, max_streams: int) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self.max_streams = max_streams
         self._lock = threading.Lock()
         self._by_channel: dict[str, set[Watcher]] = {}
         self._confirmed: set[str] = set()
@@ -140,16 +139,6 @@ class WatchHub:
         self._stopping = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @classmethod
-    def for_settings(cls, client: redis.Redis, max_streams: int, workers: int) -> WatchHub:
-        """A hub admitting max_streams streams, but at most workers - 1: each open stream holds
-        an RPC thread, and one must stay free for other calls."""
-        limit = max(0, min(max_streams, workers - 1))
-        if limit < max_streams:
-            log.info("max_watch_streams=%d lowered to %d (workers=%d)", max_streams, limit,
-                     workers)
-        return cls(client, limit)
 
     @property
     def active(self) -> int:
@@ -219,10 +208,6 @@ class WatchHub:
             if self._stopping:
                 raise Unavailable("the server is shutting down; watch again to reach another "
                                   "server process")
-            if self._count >= self.max_streams:
-                raise ResourceExhausted(
-                    f"{self._count} watch streams are open on this server process; the limit "
-                    f"is max_watch_streams={self.max_streams}")
             self._count += 1
             self._by_channel.setdefault(watcher.channel, set()).add(watcher)
             if watcher.channel in self._confirmed:
