@@ -57,8 +57,12 @@ def build_batches(size: int, events: int, users: int, items: list[str], tag: str
 def _one_stream(target: str, batches: list[bytes], warm: float, deadline: float,
                 window: int, cycle: bool, out: dict[str, Any]) -> None:
     """One StreamEvents call with up to `window` unacknowledged messages."""
+    # Each stream its own TCP connection, as separate backends would have (gRPC core otherwise
+    # shares one connection among channels with equal arguments, which would also pin every
+    # stream to one process of `serve --processes N`).
     channel = grpc.insecure_channel(target, options=[
-        ("grpc.max_send_message_length", 8 << 20), ("grpc.max_receive_message_length", 8 << 20)])
+        ("grpc.max_send_message_length", 8 << 20), ("grpc.max_receive_message_length", 8 << 20),
+        ("grpc.use_local_subchannel_pool", 1)])
     call = channel.stream_stream(METHOD, request_serializer=None,
                                  response_deserializer=pb.EventBatchAck.FromString)
     slots, sent, stop = threading.Semaphore(window), collections.deque[float](), threading.Event()
@@ -169,6 +173,11 @@ def main() -> None:
     parser.add_argument("--profile-size", type=int, default=100,
                         help="events per message of the profiled run")
     parser.add_argument("--tag", default="", help="results/ingest_<tag>.json instead")
+    parser.add_argument("--compare-processes", type=int, default=0, metavar="N",
+                        help="also drive `interest-server serve --processes N` (N processes "
+                        "on one port and the same Redis; the kernel spreads the streams' "
+                        "connections over them), right after the single process (give "
+                        "--streams well above N)")
     parser.add_argument("--compare-cache", action="store_true",
                         help="run the real server with --user-cache-size 20000 and also drive "
                         "one with the default 0 (read before every write), one after the other")
@@ -176,7 +185,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     started = machine()
     results: dict[str, Any] = {"users": args.users, "window": args.window,
-                               "streams": args.streams, "unary": args.unary, "runs": {}}
+                               "streams": args.streams, "unary": args.unary,
+                               "compare_processes": args.compare_processes, "runs": {}}
     with private_redis() as (redis_server, client):
         items = store_synthetic_catalog(client, unit_vectors(args.items), default_model_id())
         with contextlib.ExitStack() as stack:
@@ -185,6 +195,9 @@ def main() -> None:
                 "real", redis_server.url,
                 *(("--user-cache-size", "20000") if args.compare_cache else ())))
             servers = [("echo", echo), ("real", real)]
+            if args.compare_processes:
+                servers.append(("procs", stack.enter_context(ServerProcess(
+                    "real", redis_server.url, "--processes", str(args.compare_processes)))))
             if args.compare_cache:  # run before the default one: first in line pays warm-up
                 servers.insert(1, ("nocache", stack.enter_context(ServerProcess(
                     "real", redis_server.url, "--user-cache-size", "0"))))
@@ -213,6 +226,9 @@ def main() -> None:
                 if "nocache" in row:
                     row["ratio_cache"] = (row["real"]["events_per_s"]
                                           / row["nocache"]["events_per_s"])
+                if "procs" in row:
+                    row["ratio_processes"] = (row["procs"]["events_per_s"]
+                                              / row["real"]["events_per_s"])
                 if "uncoalesced" in row:
                     row["ratio_coalescing"] = (row["real"]["events_per_s"]
                                                / row["uncoalesced"]["events_per_s"])
@@ -222,7 +238,11 @@ def main() -> None:
                           f", no cache {row['nocache']['events_per_s']:,.0f} ev/s"
                           if "nocache" in row else "") + (
                           f", uncoalesced {row['uncoalesced']['events_per_s']:,.0f} ev/s"
-                          if "uncoalesced" in row else ""), flush=True)
+                          if "uncoalesced" in row else "") + (
+                          f", {args.compare_processes} processes "
+                          f"{row['procs']['events_per_s']:,.0f} ev/s"
+                          f" ({row['procs']['msgs_per_s']:,.0f} msg/s)"
+                          if "procs" in row else ""), flush=True)
         results["raw_redis"] = redis_raw.measure(client, redis_server.port, args.redis_n,
                                                  max(5_000, args.redis_n // 5))
     report(results)

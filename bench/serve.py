@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coalesce-events", type=int,
                         default=Settings.coalesce_events)
     parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="real server: `interest-server serve --processes N` (the shipped "
+                        "supervisor, one port shared by N processes) instead of one in-process "
+                        "server")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = Settings(host="127.0.0.1", port=0, redis_url=args.redis_url,
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                         ann_min_items=args.ann_min_items,
                         coalesce_events=args.coalesce_events,
                         metrics_port=args.metrics_port)
+    if args.kind == "real" and args.processes != 1:
+        return _supervised(settings, args.processes)
     if args.kind == "echo":
         echo, port = start_echo(settings)
         stop = lambda: echo.stop(1).wait()  # noqa: E731
@@ -85,6 +91,34 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdin.read()  # the parent closes our stdin (or dies) to stop us
     stop()
     return 0
+
+
+def _supervised(settings: Settings, processes: int) -> int:
+    """`interest-server serve --processes N` as a child; PORT once every process serves."""
+    import re
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interest_server.cli", "serve", "--processes", str(processes),
+         "--host", settings.host, "--port", "0", "--redis-url", settings.redis_url,
+         "--workers", str(settings.workers), "--log-level", "WARNING",
+         "--encoder-runtime", settings.encoder_runtime,
+         "--user-cache-size", str(settings.user_cache_size),
+         "--ann-min-items", str(settings.ann_min_items),
+         "--coalesce-events", str(settings.coalesce_events)],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(r"listening on .*:(\d+) \(", line)
+        if found:
+            print(f"PORT {found.group(1)}", flush=True)
+            break
+    else:
+        return proc.wait()
+    sys.stdin.read()
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait()
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "import":
         return bulk_import.run(args, settings)
     if args.command == "serve":
+        if settings.processes != 1:
+            from .supervisor import serve_processes
+
+            return serve_processes(settings)
         return _serve(settings)
     if args.command == "eval":
         from .evaluation import run_eval

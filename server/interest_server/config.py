@@ -52,6 +52,13 @@ class Settings:
     'eager' (plain transformers), 'torchscript' (traced and frozen at load, same fp32 vectors,
     faster), or 'torchscript-bf16' (bf16 matmuls: ~2x catalog rate on AMX CPUs, vectors within
     cosine 0.9999 but batch-dependent to ~1e-3). Measured in bench/README.md, Encoding."""
+    processes: int = 1
+    """Server processes for `serve`, all on one port (SO_REUSEPORT: the kernel spreads new
+    connections over them) and one Redis, each a full replica with its own model, item index and
+    `workers` threads: Python runs one thread at a time per process, so this is how one machine
+    uses its cores. 0: one per CPU core. With more than one, the parent starts the embedded Redis
+    (if no redis_url), supervises the children and stops them all when one dies; `metrics_port`
+    N gives child i port N + i; torch and BLAS threads default to cores / processes."""
     workers: int = 16
     """Threads serving RPCs. A quarter of them (at least one, `unary_reserve`) is kept for calls
     other than long-lived streams; the rest (`stream_slots`) are shared by open StreamEvents and
@@ -156,6 +163,9 @@ class Settings:
     """OpenTelemetry server spans per RPC, if opentelemetry-api is installed (not a dependency)."""
 
     def __post_init__(self) -> None:
+        if self.processes < 0:
+            raise ValueError(f"--processes must be 0 (one per core) or more, got "
+                             f"{self.processes}")
         if self.workers < 2:
             raise ValueError(f"--workers must be at least 2 (one for streams, one for other "
                              f"calls), got {self.workers}")
@@ -221,6 +231,20 @@ def from_env(**overrides: Any) -> Settings:
             values[f.name] = _coerce(hints[f.name], os.environ[env])
     values.update(overrides)
     return Settings(**values)
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """Every setting as its INTEREST_* variable, such that from_env() reads back `settings`
+    (how `serve --processes N` hands its settings to the children without putting secrets on
+    their command lines)."""
+    return {ENV_PREFIX + f.name.upper(): _render(getattr(settings, f.name))
+            for f in fields(Settings)}
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _field_docs() -> dict[str, str]:
