@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 
 from . import config, logs
+
+SUPERVISOR_POLL_S = 0.5
+"""How often a child of `serve --processes N` checks that its parent is still there."""
 
 
 def _serve(settings: config.Settings) -> int:
@@ -23,10 +27,22 @@ def _serve(settings: config.Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if settings.supervisor_pid:
+        threading.Thread(target=_outlive_not, args=(settings.supervisor_pid, done),
+                         name="supervisor-watch", daemon=True).start()
     print(f"interest-server listening on {settings.host}:{running.port}", flush=True)
     done.wait()
     running.stop(grace_s=5.0)
     return 0
+
+
+def _outlive_not(supervisor_pid: int, done: threading.Event) -> None:
+    """Stop (set `done`) once the supervising parent is gone: then this process is re-parented."""
+    while not done.wait(SUPERVISOR_POLL_S):
+        if os.getppid() != supervisor_pid:
+            logging.getLogger(__name__).warning(
+                "supervisor process %d is gone: shutting down gracefully", supervisor_pid)
+            done.set()
 
 
 def main(argv: list[str] | None = None) -> int:

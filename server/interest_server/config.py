@@ -59,6 +59,10 @@ class Settings:
     uses its cores. 0: one per CPU core. With more than one, the parent starts the embedded Redis
     (if no redis_url), supervises the children and stops them all when one dies; `metrics_port`
     N gives child i port N + i; torch and BLAS threads default to cores / processes."""
+    supervisor_pid: int = 0
+    """Set by `serve --processes N` on its children, not by hand: a child stops gracefully once
+    this process is gone, so a parent killed outright leaves no server bound to the port. 0:
+    none."""
     workers: int = 16
     """Threads serving RPCs. A quarter of them (at least one, `unary_reserve`) is kept for calls
     other than long-lived streams; the rest (`stream_slots`) are shared by open StreamEvents and

@@ -50,9 +50,10 @@ def process_count(settings: Settings) -> int:
 def child_settings(settings: Settings, index: int, count: int, redis_url: str,
                    port: int) -> Settings:
     """The settings of child `index` of `count`: one process, the shared Redis and port, its
-    own metrics port, and torch threads sized to its share of the cores unless set."""
+    own metrics port, torch threads sized to its share of the cores unless set, and this
+    process as the supervisor it must not outlive."""
     return settings.replace(
-        processes=1, redis_url=redis_url, port=port,
+        processes=1, redis_url=redis_url, port=port, supervisor_pid=os.getpid(),
         metrics_port=settings.metrics_port + index if settings.metrics_port else 0,
         torch_threads=settings.torch_threads or max(1, cpu_count() // count))
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import time
 import urllib.request
 from pathlib import Path
 
@@ -129,12 +130,33 @@ def test_processes_with_embedded_redis_stop_cleanly_on_sigterm(tmp_path: Path) -
         server.stop()
 
 
+def test_children_do_not_outlive_a_killed_parent(redis_client, redis_server: str  # noqa: ANN001
+                                                 ) -> None:
+    server = start_server_process(redis_server, extra_args=("--processes", "2",
+                                                            "--workers", "4"))
+    pids = _pids(server)
+    try:
+        assert len(pids) == 2
+        server.proc.send_signal(signal.SIGKILL)  # no chance to stop its children
+        server.proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in pids), "a child outlived its killed parent"
+    finally:
+        for p in pids:  # orphans, if the test failed
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+        server.stop()
+
+
 def test_child_settings_travel_whole_through_the_environment() -> None:
     parent = Settings(processes=3, port=7000, metrics_port=9100, auth_tokens="secret read",
                       redis_cluster=True, theta=0.3, data_dir=Path("/var/x"))
     child = child_settings(parent, 2, 3, "redis://h:1/0", 7001)
     assert (child.processes, child.port, child.redis_url, child.metrics_port) == \
         (1, 7001, "redis://h:1/0", 9102)
+    assert child.supervisor_pid == os.getpid()
     assert child.torch_threads >= 1
     env = child_environment(child, 3)
     saved = {k: v for k, v in os.environ.items() if k.startswith(config.ENV_PREFIX)}
