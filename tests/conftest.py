@@ -16,6 +16,17 @@ from interest_server.redis_launcher import EmbeddedRedis  # noqa: E402
 
 TEST_REDIS_URL_ENV = "INTEREST_TEST_REDIS_URL"
 
+ONE_THREAD = {"INTEREST_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1",
+              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Thread pools of the `interest-server serve` children tests start: they run beside each other
+and the test process on a 2-core box, where two-thread pools each only contend (bench/README.md,
+Conditions); a test's own environment still wins."""
+
+
+def server_child_env(**extra: str) -> dict[str, str]:
+    """The environment of a server child process of the tests."""
+    return {**ONE_THREAD, **os.environ, "INTEREST_LOG_LEVEL": "WARNING", **extra}
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

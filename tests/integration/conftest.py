@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from interest.v1 import interest_pb2_grpc
 from interest_server.app import RunningServer, create_server
 from interest_server.config import Settings
 from interest_server.encoder import TextEncoder
+
+from tests.conftest import server_child_env
 
 # A small catalog the tests make themselves: (id, title, genres). Ids 1..30.
 MOVIES: list[tuple[str, str, list[str]]] = [
@@ -150,7 +151,7 @@ class ServerProcess:
 def start_server_process(redis_url: str, timeout_s: float = 120.0,
                          extra_args: tuple[str, ...] = ()) -> ServerProcess:
     """Start `interest-server serve` on a free port and wait until it reports SERVING."""
-    env = dict(os.environ, INTEREST_LOG_LEVEL="WARNING")
+    env = server_child_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "interest_server.cli", "serve", "--host", "127.0.0.1",
          "--port", "0", "--redis-url", redis_url, *extra_args],

@@ -29,6 +29,8 @@ from interest_server.keys import item_key, user_keys
 from interest_server.redis_launcher import EmbeddedRedis, free_port
 from interest_server.user_record import UserRecord, event_id_hash, fingerprint_bits
 
+from tests.conftest import server_child_env
+
 # Reused from the integration suite: the session model, the catalog, event and settings builders.
 from tests.integration.conftest import (  # noqa: F401  (encoder is a fixture)
     GENRES,
@@ -56,7 +58,7 @@ def start_server(redis_url: str, port: int = 0, env: dict[str, str] | None = Non
     Like tests.integration.conftest.start_server_process, plus a fixed port (to restart on
     the same address) and INTEREST_* settings through the environment.
     """
-    full_env = dict(os.environ, INTEREST_LOG_LEVEL="WARNING", **(env or {}))
+    full_env = server_child_env(**(env or {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "interest_server.cli", "serve", "--host", "127.0.0.1",
          "--port", str(port), "--redis-url", redis_url],
