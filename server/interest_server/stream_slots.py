@@ -32,10 +32,6 @@ class StreamSlots:
         self._open = dict.fromkeys(self.caps, 0)
         self._lock = threading.Lock()
 
-    def open(self, kind: str) -> int:
-        """Open streams of `kind`."""
-        return self._open[kind]
-
     @contextmanager
     def hold(self, kind: str) -> Iterator[None]:
         """Hold a slot of `kind` for the body; raises ResourceExhausted when none is free."""

@@ -103,10 +103,13 @@ class Child:
                 sys.stdout.write(f"[{self.index}] {line}")
                 sys.stdout.flush()
 
-    def stop(self) -> int:
-        """SIGTERM (graceful), then SIGKILL after STOP_TIMEOUT_S; the exit code."""
+    def terminate(self) -> None:
+        """SIGTERM: the child drains its calls and stops."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self) -> int:
+        """The exit code, after SIGKILL if the child is still there after STOP_TIMEOUT_S."""
         try:
             return self.proc.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -157,8 +160,10 @@ def serve_processes(settings: Settings) -> int:
                       flush=True)
                 announced = True
     finally:
+        for child in children:  # all at once: the children drain in parallel
+            child.terminate()
         for child in children:
-            child.stop()
+            child.wait()
         if embedded is not None:
             embedded.stop()
     return 1 if failed else 0
