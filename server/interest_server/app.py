@@ -19,7 +19,7 @@ from .config import Settings
 from .encoder import TextEncoder
 from .engine import Encoder, InterestEngine
 from .redis_conn import REDIS_ERRORS, connect_redis, ping, probe_client
-from .redis_launcher import EmbeddedRedis
+from .redis_launcher import EmbeddedRedis, start_embedded
 from .registration import add_servicer
 from .service import InterestService
 from .tenancy import TenantEngines, TenantResolver
@@ -121,11 +121,8 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
     embedded = None
     url = settings.redis_url
     if not url:
-        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
-        embedded.start()
+        embedded = start_embedded(settings.data_dir, settings.redis_appendfsync)
         url = embedded.url
-        log.info("embedded redis-server on port %d, data in %s", embedded.port,
-                 settings.data_dir)
     try:
         client = connect_redis(url, settings.redis_timeout_s, settings.redis_cluster)
         ping(client)

@@ -489,6 +489,15 @@ def free_cluster_port() -> int:
     raise RuntimeError("found no free port pair (p, p + 10000) for a redis cluster node")
 
 
+def start_embedded(data_dir: Path, appendfsync: str = "everysec") -> EmbeddedRedis:
+    """Start the Redis a server runs on when no URL is configured (`serve`, `serve
+    --processes N`'s parent); the caller stops it."""
+    embedded = EmbeddedRedis(data_dir, appendfsync=appendfsync)
+    embedded.start()
+    logger.info("embedded redis-server on port %d, data in %s", embedded.port, data_dir)
+    return embedded
+
+
 class EmbeddedRedisCluster:
     """A Redis Cluster of `primaries` redis-server processes on loopback, each an
     EmbeddedRedis with `cluster-enabled yes`, slots split evenly, no replicas.

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from . import config
 from .config import Settings
-from .redis_launcher import EmbeddedRedis
+from .redis_launcher import start_embedded
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,8 @@ def serve_processes(settings: Settings) -> int:
     try:
         url = settings.redis_url
         if not url:
-            embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
-            embedded.start()
+            embedded = start_embedded(settings.data_dir, settings.redis_appendfsync)
             url = embedded.url
-            log.info("embedded redis-server on port %d, data in %s", embedded.port,
-                     settings.data_dir)
         port = settings.port or free_port(settings.host)
         children = [Child.start(i, child_settings(settings, i, count, url, port), count)
                     for i in range(count)]
