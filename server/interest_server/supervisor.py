@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 
 from . import config
 from .config import Settings
-from .redis_launcher import start_embedded
+from .redis_launcher import free_port, start_embedded
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +64,6 @@ def child_environment(child: Settings, count: int) -> dict[str, str]:
     for name in THREAD_VARIABLES:
         env.setdefault(name, str(max(1, cpu_count() // count)))
     return env
-
-
-def free_port(host: str) -> int:
-    """A port free on `host` now (the children bind it a moment later)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.bind(address)
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -139,7 +130,7 @@ def serve_processes(settings: Settings) -> int:
         if not url:
             embedded = start_embedded(settings.data_dir, settings.redis_appendfsync)
             url = embedded.url
-        port = settings.port or free_port(settings.host)
+        port = settings.port or free_port(settings.host)  # the children bind it just after
         children = [Child.start(i, child_settings(settings, i, count, url, port), count)
                     for i in range(count)]
         announced = False

@@ -131,8 +131,10 @@ def test_watch_and_event_streams_share_the_stream_threads(
         running.stop(grace_s=0.5)
 
 
-def test_stream_caps_must_leave_unary_threads() -> None:
+def test_every_valid_worker_count_leaves_a_stream_slot_and_a_unary_thread() -> None:
     with pytest.raises(ValueError, match="workers"):
         Settings(workers=1)
-    assert Settings(workers=8).unary_reserve >= 1
-    assert Settings().stream_slots == Settings().workers - Settings().unary_reserve
+    for workers in range(2, 129):
+        s = Settings(workers=workers)
+        assert s.unary_reserve >= 1 and s.stream_slots >= 1
+        assert s.unary_reserve + s.stream_slots == workers
