@@ -180,7 +180,7 @@ def main() -> None:
                         help="events for the WatchRecommendations measurement (0: skip it)")
     parser.add_argument("--watch-users", type=int, default=4,
                         help=f"users watched, each on every server (at most {WATCH_LIMIT}: "
-                             "the servers' max_watch_streams, capped at workers - 1)")
+                             "the servers' max_watch_streams, within their stream slots)")
     parser.add_argument("--tag", default="", help="results/freshness_<tag>.json instead")
     args = parser.parse_args()
     if not 1 <= args.watch_users <= WATCH_LIMIT:

@@ -94,19 +94,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _supervised(settings: Settings, processes: int) -> int:
-    """`interest-server serve --processes N` as a child; PORT once every process serves."""
+    """`interest-server serve --processes N` as a child, given these settings the way the
+    supervisor gives its own children theirs (config.to_env); PORT once every process serves."""
     import re
     import signal
     import subprocess
+    import threading
+
+    from interest_server import config
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "interest_server.cli", "serve", "--processes", str(processes),
-         "--host", settings.host, "--port", "0", "--redis-url", settings.redis_url,
-         "--workers", str(settings.workers), "--log-level", "WARNING",
-         "--encoder-runtime", settings.encoder_runtime,
-         "--user-cache-size", str(settings.user_cache_size),
-         "--ann-min-items", str(settings.ann_min_items),
-         "--coalesce-events", str(settings.coalesce_events)],
+        [sys.executable, "-m", "interest_server.cli", "serve"],
+        env={**os.environ, **config.to_env(settings.replace(processes=processes))},
         stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -116,6 +115,9 @@ def _supervised(settings: Settings, processes: int) -> int:
             break
     else:
         return proc.wait()
+    # Keep reading what the server prints (its children's relayed stdout): a full pipe would
+    # block it.
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     sys.stdin.read()
     proc.send_signal(signal.SIGTERM)
     return proc.wait()

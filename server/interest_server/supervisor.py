@@ -46,6 +46,11 @@ def process_count(settings: Settings) -> int:
     return settings.processes or cpu_count()
 
 
+def cores_each(count: int) -> int:
+    """Each of `count` processes' share of the cores (at least one): its thread pools' size."""
+    return max(1, cpu_count() // count)
+
+
 def child_settings(settings: Settings, index: int, count: int, redis_url: str,
                    port: int) -> Settings:
     """The settings of child `index` of `count`: one process, the shared Redis and port, its
@@ -54,7 +59,7 @@ def child_settings(settings: Settings, index: int, count: int, redis_url: str,
     return settings.replace(
         processes=1, redis_url=redis_url, port=port, supervisor_pid=os.getpid(),
         metrics_port=settings.metrics_port + index if settings.metrics_port else 0,
-        torch_threads=settings.torch_threads or max(1, cpu_count() // count))
+        torch_threads=settings.torch_threads or cores_each(count))
 
 
 def child_environment(child: Settings, count: int) -> dict[str, str]:
@@ -62,7 +67,7 @@ def child_environment(child: Settings, count: int) -> dict[str, str]:
     pools sized to a share of the cores where the user did not size them."""
     env = {**os.environ, **config.to_env(child)}
     for name in THREAD_VARIABLES:
-        env.setdefault(name, str(max(1, cpu_count() // count)))
+        env.setdefault(name, str(cores_each(count)))
     return env
 
 
