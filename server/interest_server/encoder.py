@@ -201,6 +201,11 @@ class TextEncoder:
         # download.
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         self._model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+        # The encoder only runs inference, so it has no loss. Said explicitly, transformers' lazy
+        # `loss_function` property has nothing to guess: torch.jit.trace reads every attribute
+        # of the module (looking for @export methods), and the guess logged "`loss_type=None`
+        # ... Using the default loss: `ForCausalLMLoss`" on every start.
+        self._model.loss_function = None
         # eval() turns dropout off, so the same text always gets the same vector.
         self._model.eval()
         self._model.to(self.device)

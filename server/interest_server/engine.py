@@ -14,7 +14,7 @@ from . import metrics
 from .catalog import CatalogFollower, CatalogStore
 from .concepts import ConceptPhrase, Polarity
 from .config import Settings
-from .errors import FailedPrecondition, InvalidArgument
+from .errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
 from .events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from .interest_model import DecayedAverageModel, InterestFunction
 from .item_index import CatalogItem, ItemIndex, StaleView, embedding_text
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 POPULARITY_CANDIDATES = 2000
 """How many of the most popular items a cold-start list is drawn from."""
+RANK_ATTEMPTS = 3
+"""Index views Recommend tries when compactions (item_index.py) keep making them stale."""
 
 _VERBS = {EventType.VIEW: "viewed", EventType.CLICK: "clicked", EventType.LIKE: "liked",
           EventType.PURCHASE: "bought", EventType.RATING: "rated"}
@@ -159,14 +161,33 @@ class InterestEngine:
 
     def encode_interest(self, user_id: str, text: str, merge: bool
                         ) -> tuple[list[cz.GroundedConcept], list[cz.GroundedConcept]]:
-        """Parse, encode and store concepts; returns (found in text, stored after)."""
+        """Parse, encode and store concepts; returns (found in text, stored after).
+
+        At most `max_concepts_per_user` are stored: a description that alone states more is
+        refused (InvalidArgument), and so is a merge that would grow the stored set past the
+        cap (ResourceExhausted); either way nothing changes. The check runs inside the store's
+        compare-and-set, so two concurrent merges never exceed the cap together: the second
+        one re-reads the first one's concepts and is checked again. A merge that adds nothing
+        new is allowed even above a cap lowered since the concepts were stored.
+        """
+        cap = self.settings.max_concepts_per_user
         found = self.conceptualizer.encode(text)
+        if len(found) > cap:
+            raise InvalidArgument(
+                f"text states {len(found)} concepts; the limit is {cap} per user "
+                f"(max_concepts_per_user): describe fewer interests")
         stored: list[cz.StoredConcept] = []
 
         def update(current: bytes | None) -> bytes:
             nonlocal stored
             old = self.conceptualizer.current(cz.loads(current)) if merge else []
             stored = self.conceptualizer.merge(old, found)
+            if len(stored) > cap and len(stored) > len(old):
+                raise ResourceExhausted(
+                    f"user {user_id!r} has {len(old)} concepts and this merge would store "
+                    f"{len(stored)}; the limit is {cap} per user (max_concepts_per_user): "
+                    f"use ENCODE_MODE_REPLACE to restate the whole description, or DeleteUser "
+                    f"to start over")
             return cz.dumps(stored)
 
         self.users.store_concepts(user_id, update)
@@ -193,7 +214,7 @@ class InterestEngine:
         popularity = {} if interest is not None or any(
             c.concept.polarity == Polarity.POSITIVE for c in concepts) else dict(
             self.users.popular(POPULARITY_CANDIDATES))
-        for _attempt in range(3):
+        for _attempt in range(RANK_ATTEMPTS):
             try:
                 result = self.ranker.rank(self.index.view(), interest, concepts,
                                           sorted(snap.consumed), recent, popularity, opts,
@@ -201,7 +222,10 @@ class InterestEngine:
                 return result, snap.version
             except StaleView:
                 continue
-        raise InvalidArgument("the catalog is being compacted; retry")  # pragma: no cover
+        # Compactions kept replacing the index under the ranker: transient, so UNAVAILABLE,
+        # which clients retry (INVALID_ARGUMENT would tell them the request itself is wrong).
+        raise Unavailable(f"the catalog index was compacted {RANK_ATTEMPTS} times while "
+                          f"ranking; this is transient, retry")
 
     # ---- catalog ------------------------------------------------------------------------
 

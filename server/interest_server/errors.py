@@ -28,7 +28,8 @@ class ResourceExhausted(InterestError):
 
 
 class Unavailable(InterestError):
-    """A dependency (Redis) is unreachable or timed out; safe to retry."""
+    """A dependency (Redis) is unreachable or timed out, or the server is briefly unable to
+    answer (still starting, its catalog index compacted under a request); safe to retry."""
 
 
 class Aborted(InterestError):
