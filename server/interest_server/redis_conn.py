@@ -21,16 +21,30 @@ REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
 """What a Redis call can raise when the store is down, standalone or cluster (redis-py's
 cluster client raises RedisClusterException, not a RedisError, when it cannot map the cluster)."""
 _MOVED_RETRIES = 3
+RESP_PROTOCOL = 2
+"""The Redis protocol the service speaks: RESP2, pinned rather than left to redis-py's default.
+
+redis-py 8 defaults to RESP3, and on a RESP3 connection it also sends `CLIENT MAINT_NOTIFICATIONS
+ON` (push notifications of a managed Redis's maintenance) after HELLO. The service uses no RESP3
+feature (no client-side caching, no push messages: pub/sub works on RESP2), and that extra
+handshake command is one more permission a restricted ACL user would need: Redis 6.x checks the
+ACL before it looks the subcommand up, so it logs a denied `client` on every connection (Redis
+7.0 answers "unknown subcommand" first and logs nothing, which is why only one build showed it).
+With RESP2 the handshake is AUTH (and CLIENT SETINFO, which redis-py tolerates being refused),
+the same on every Redis and every redis-py major. A `?protocol=3` in the URL still overrides it.
+"""
 
 
 def connect_redis(url: str, timeout_s: float, cluster: bool = False) -> AnyRedis:
     """A client with bounded timeouts, so a stalled Redis turns into UNAVAILABLE, not a hang.
-    With `cluster`, `url` is any node of a Redis Cluster; the client discovers the others."""
+    With `cluster`, `url` is any node of a Redis Cluster; the client discovers the others.
+    Both speak RESP_PROTOCOL."""
     if cluster:
         return RedisCluster.from_url(url, socket_timeout=timeout_s,
-                                     socket_connect_timeout=timeout_s)
+                                     socket_connect_timeout=timeout_s, protocol=RESP_PROTOCOL)
     return redis.Redis.from_url(url, socket_timeout=timeout_s,
-                                socket_connect_timeout=timeout_s, health_check_interval=10)
+                                socket_connect_timeout=timeout_s, health_check_interval=10,
+                                protocol=RESP_PROTOCOL)
 
 
 def is_cluster(client: AnyRedis) -> bool:
@@ -117,5 +131,5 @@ class ScriptBatch:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["REDIS_ERRORS", "AnyRedis", "ScriptBatch", "connect_redis", "is_cluster", "ping",
-           "probe_client"]
+__all__ = ["REDIS_ERRORS", "RESP_PROTOCOL", "AnyRedis", "ScriptBatch", "connect_redis",
+           "is_cluster", "ping", "probe_client"]

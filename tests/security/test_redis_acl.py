@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -15,10 +15,13 @@ import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server.encoder import TextEncoder
+from interest_server.redis_conn import RESP_PROTOCOL, connect_redis, probe_client
 from interest_server.redis_launcher import EmbeddedRedisCluster, find_redis_server, free_port
 
 from ..integration.conftest import event
 from .conftest import Certs, start_server, upsert_catalog
+
+pytestmark = pytest.mark.redis_sensitive
 
 USER = "interest-svc"
 PASSWORD = "acl-pw-7c1d9e"
@@ -26,6 +29,9 @@ PASSWORD = "acl-pw-7c1d9e"
 # what the paths this run does not reach need (HGETALL/LRANGE/SMEMBERS/ZRANGE: reading a user
 # still in record format 1; EXPIRE: user_ttl_s > 0; PERSIST/PTTL: user_ttl_s = 0).
 # AUTH and HELLO need no permission. The Lua script's own commands are checked too.
+# The connection handshake needs nothing more because the service speaks RESP2
+# (redis_conn.RESP_PROTOCOL): on RESP3 redis-py 8 also sends CLIENT MAINT_NOTIFICATIONS ON,
+# which Redis 6.x denies (and logs) unless `+client|maint_notifications` is granted.
 COMMANDS = [
     "ping", "evalsha", "script|load", "script|exists",
     "get", "mget", "set", "del", "exists", "getrange", "hgetall", "hmget", "hset",
@@ -55,14 +61,31 @@ def acl_user(module_redis: redis.Redis) -> Iterator[redis.Redis]:
         "ACL", "SETUSER", USER, "reset", "on", f">{PASSWORD}", "resetchannels",
         *[f"&{p}" for p in CHANNEL_PATTERNS],
         *[f"~{p}" for p in KEY_PATTERNS], "-@all", *[f"+{c}" for c in COMMANDS])
-    # redis-py announces itself with CLIENT SETINFO, a command Redis 7.2 introduced.
-    with contextlib.suppress(redis.ResponseError):
-        module_redis.execute_command("ACL", "SETUSER", USER, "+client|setinfo")
+    allow_setinfo(module_redis)
     module_redis.execute_command("ACL", "LOG", "RESET")
     try:
         yield module_redis
     finally:
         module_redis.execute_command("ACL", "DELUSER", USER)
+
+
+def allow_setinfo(admin: redis.Redis) -> None:
+    """Grant CLIENT SETINFO, which redis-py sends on every connection (library name and
+    version) and whose refusal it ignores: Redis 7.2+ know the subcommand and Redis 6.x checks
+    the ACL before looking it up, so both log a denial without this rule; Redis 7.0 and 7.1
+    answer "unknown subcommand" before any ACL check, and reject the rule itself as naming an
+    unknown subcommand, hence the suppress."""
+    with contextlib.suppress(redis.ResponseError):
+        admin.execute_command("ACL", "SETUSER", USER, "+client|setinfo")
+
+
+def spoken_protocol(client: redis.Redis) -> int:
+    """The RESP version `client`'s connection speaks, as the server sees it (HELLO without a
+    version only reports; a RESP2 reply is a flat list, a RESP3 one a map)."""
+    reply = client.execute_command("HELLO")
+    fields = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2],
+                                                            strict=True))
+    return int(fields[b"proto"])
 
 
 def denials(admin: redis.Redis) -> list[dict]:
@@ -128,10 +151,11 @@ def test_every_flow_works_under_the_restricted_user_on_a_cluster(tmp_path: Path,
                     "ACL", "SETUSER", USER, "reset", "on", f">{PASSWORD}", "resetchannels",
                     *[f"&{p}" for p in CHANNEL_PATTERNS], *[f"~{p}" for p in KEY_PATTERNS],
                     "-@all", *[f"+{c}" for c in COMMANDS + CLUSTER_COMMANDS])
-                with contextlib.suppress(redis.ResponseError):
-                    admin.execute_command("ACL", "SETUSER", USER, "+client|setinfo")
+                allow_setinfo(admin)
             server = start_server(acl_url(cluster.url), encoder, redis_cluster=True)
             try:
+                node = server.engine.redis.get_default_node().redis_connection
+                assert spoken_protocol(node) == RESP_PROTOCOL == 2
                 with grpc.insecure_channel(server.target) as channel:
                     every_flow(interest_pb2_grpc.InterestServiceStub(channel))
                 time.sleep(1.2)
@@ -141,6 +165,23 @@ def test_every_flow_works_under_the_restricted_user_on_a_cluster(tmp_path: Path,
         finally:
             for admin in admins:
                 admin.close()
+
+
+def test_the_service_speaks_resp2_whatever_redis_py_defaults_to(redis_server: str) -> None:
+    """Its client, its health probe and (from the same pool settings) its pub/sub connection.
+    redis-py 8 defaults to RESP3, whose handshake adds CLIENT MAINT_NOTIFICATIONS: a permission
+    the user above does not have, denied on Redis 6.x (test_every_flow_works_under_...)."""
+    client = connect_redis(redis_server, 5.0)
+    probe = probe_client(client, redis_server, 1.0)
+    try:
+        assert spoken_protocol(client) == spoken_protocol(probe) == RESP_PROTOCOL == 2
+        with client.pubsub() as pubsub:
+            pubsub.subscribe("u:resp-check")
+            assert pubsub.connection is not None
+            assert pubsub.connection.protocol == 2
+    finally:
+        probe.close()
+        client.close()
 
 
 def test_the_user_can_do_nothing_else(acl_user: redis.Redis, redis_server: str) -> None:
@@ -166,37 +207,105 @@ def test_a_wrong_password_fails_startup_without_echoing_it(redis_server: str,
     assert "wrong-pw-1234" not in str(info.value)
 
 
+NO_TLS_SIGNS = (
+    ("Bad directive", "tls-port"),  # Redis 6.x to 7.1 built without TLS: no such directive
+    ("Failed finding TLS support",),  # Redis 7.2+ built without TLS (nor the TLS module)
+)
+TLS_SIGNS = ("tls-cert-file", "Failed to configure TLS")
+"""What a start with a TLS port and no certificate prints: a build with TLS knows the directive
+and asks for the certificate; one without says so in one of two ways."""
+
+
+def tls_support(binary: str, workdir: Path) -> str | None:
+    """None if `binary` was built with TLS, else why not; AssertionError for any other outcome,
+    so a broken binary or a bad flag fails the test instead of skipping it."""
+    cmd = [binary, "--port", "0", "--tls-port", str(free_port()), "--bind", "127.0.0.1",
+           "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired as exc:  # it serves TLS without a certificate?
+        raise AssertionError(f"{binary} kept running with a TLS port and no certificate") from exc
+    output = done.stdout + done.stderr
+    if any(all(part in output for part in sign) for sign in NO_TLS_SIGNS):
+        return f"{binary} was built without TLS support"
+    if done.returncode != 0 and any(sign in output for sign in TLS_SIGNS):
+        return None
+    raise AssertionError(f"the TLS probe of {binary} exited {done.returncode} with neither "
+                         f"sign of TLS support nor of its absence:\n{output[-2000:]}")
+
+
+def test_the_tls_probe_tells_builds_apart(tmp_path: Path) -> None:
+    fake = tmp_path / "redis-server"
+    for text, expected in (
+            ("*** FATAL CONFIG FILE ERROR (Redis 6.2.5) ***\n>>> 'tls-port \"7\"'\n"
+             "Bad directive or wrong number of arguments", "built without TLS"),
+            ("# Failed finding TLS support.", "built without TLS"),
+            ("# No tls-cert-file configured!\n# Failed to configure TLS.", None),
+            ("Segmentation fault", AssertionError)):
+        fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{text}\nEOF\nexit 1\n")
+        fake.chmod(0o755)
+        if expected is AssertionError:
+            with pytest.raises(AssertionError, match="neither sign"):
+                tls_support(str(fake), tmp_path)
+        elif expected is None:
+            assert tls_support(str(fake), tmp_path) is None
+        else:
+            assert expected in str(tls_support(str(fake), tmp_path))
+    # And the real binary gives one of the two answers, not an error.
+    tls_support(find_redis_server(), tmp_path)
+
+
 @pytest.fixture
 def tls_redis(certs: Certs, tmp_path: Path) -> Iterator[str]:
     """A redis-server speaking only mutual TLS, whose only user is the restricted one; yields
-    its rediss:// URL with the user's credentials and the client certificate."""
+    its rediss:// URL with the user's credentials and the client certificate. Skips only for a
+    build without TLS (probed first); any other early exit or a server that never answers fails."""
+    binary = find_redis_server()
+    no_tls = tls_support(binary, tmp_path)
+    if no_tls is not None:
+        pytest.skip(no_tls)
     port = free_port()
     acl = ["interest-svc", "on", f">{PASSWORD}", "resetchannels",
            *[f"&{p}" for p in CHANNEL_PATTERNS],
            *[f"~{p}" for p in KEY_PATTERNS], "-@all", *[f"+{c}" for c in COMMANDS]]
-    proc = subprocess.Popen(
-        [find_redis_server(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(certs.server_cert), "--tls-key-file", str(certs.server_key),
-         "--tls-ca-cert-file", str(certs.ca), "--tls-auth-clients", "yes", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path), "--user", "default", "off",
-         "--user", *acl], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    console = tmp_path / "redis-tls.log"
+    with console.open("wb") as out:
+        proc = subprocess.Popen(
+            [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+             "--tls-cert-file", str(certs.server_cert), "--tls-key-file", str(certs.server_key),
+             "--tls-ca-cert-file", str(certs.ca), "--tls-auth-clients", "yes", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path), "--user", "default", "off",
+             "--user", *acl], stdout=out, stderr=subprocess.STDOUT)
     query = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in (
         ("ssl_ca_certs", certs.ca), ("ssl_certfile", certs.client_cert),
         ("ssl_keyfile", certs.client_key)))
     url = f"rediss://{USER}:{PASSWORD}@127.0.0.1:{port}/0?{query}"
     try:
-        for _ in range(50):
-            if proc.poll() is not None:
-                pytest.skip("this redis-server was built without TLS")
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
+        wait_answering(url, proc, lambda: console.read_text(errors="replace"))
         yield url
     finally:
         proc.kill()
         proc.wait()
+
+
+def wait_answering(url: str, proc: subprocess.Popen[bytes], log: Callable[[], str],
+                   timeout_s: float = 10.0) -> None:
+    """Return once the server at `url` answers PING; fail with its log if it exits first or
+    never answers."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the TLS redis-server exited with {proc.returncode}:\n{log()[-2000:]}")
+        client = redis.Redis.from_url(url, protocol=RESP_PROTOCOL, socket_timeout=2)
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError as exc:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the TLS redis-server never answered ({exc}):\n{log()[-2000:]}")
+            time.sleep(0.1)
+        finally:
+            client.close()
 
 
 def test_the_service_runs_over_mutual_tls_to_redis(tls_redis: str, encoder: TextEncoder,

