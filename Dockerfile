@@ -1,7 +1,13 @@
 # The gRPC interest server with its language model baked in; Redis is embedded unless
 # INTEREST_REDIS_URL names one.
 #   docker build -t interest-server .
-#   docker run -p 50051:50051 -v interest-data:/data interest-server
+#   docker run -p 50051:50051 -v interest-data:/data --env-file tokens.env interest-server
+# where tokens.env holds INTEREST_AUTH_TOKENS=TOKEN read,write (or mount a token file and set
+# INTEREST_AUTH_TOKEN_FILE). The image binds every interface of the container (INTEREST_HOST
+# below: a container's loopback is unreachable from outside), so the server refuses to start
+# without bearer tokens or mutual TLS; the image sets nothing insecure. A local trial without
+# tokens: add -e INTEREST_INSECURE=true and publish on the host's loopback only
+# (-p 127.0.0.1:50051:50051). docs/upgrading.md has the details.
 # Two stages so that pip, its caches and the build tree stay out of the runtime image.
 
 FROM python:3.11-slim AS build

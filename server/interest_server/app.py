@@ -22,6 +22,7 @@ from .redis_conn import REDIS_ERRORS, connect_redis, ping, probe_client
 from .redis_launcher import EmbeddedRedis, start_embedded
 from .registration import add_servicer
 from .service import InterestService
+from .startup import StartupGate
 from .tenancy import TenantEngines, TenantResolver
 from .watch import WatchHub
 
@@ -42,7 +43,7 @@ class RunningServer:
     port: int
     engine: InterestEngine
     health: health.HealthServicer
-    redis_url: str
+    redis_url: str = field(repr=False)  # may carry a password
     embedded_redis: EmbeddedRedis | None = None
     watch: WatchHub | None = None
     metrics_http: metrics.MetricsEndpoint | None = None
@@ -116,10 +117,18 @@ def _monitor_redis(running: RunningServer) -> None:
 
 
 def create_server(settings: Settings, encoder: Encoder | None = None) -> RunningServer:
-    """Build and start a server. Health says NOT_SERVING until the model is warm and the
-    catalog is loaded. Pass an already-loaded encoder to share one model between servers."""
+    """Build and start a server. Pass an already-loaded encoder to share one model between
+    servers.
+
+    The port is bound and answering before the model is warm and the catalog loaded, so a
+    probe sees NOT_SERVING rather than a refused connection during a long start. Until both
+    are done, health is NOT_SERVING for "" and for the service, and every InterestService call
+    is answered UNAVAILABLE "the server is starting" (startup.py; clients retry UNAVAILABLE).
+    The gate opens, then health turns SERVING: a caller that saw SERVING is always admitted.
+    """
     embedded = None
-    url = settings.redis_url
+    started: grpc.Server | None = None
+    url = settings.resolved_redis_url()
     if not url:
         embedded = start_embedded(settings.data_dir, settings.redis_appendfsync)
         url = embedded.url
@@ -140,12 +149,13 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         tenants = TenantEngines(settings, client, encoder, rewrite)
         engine = tenants.default
 
+        gate = StartupGate()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers,
                                        thread_name_prefix="rpc"),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             interceptors=[metrics.ObservabilityInterceptor(tracing.tracer(settings.tracing)),
-                          *auth.interceptors(settings)],
+                          gate, *auth.interceptors(settings)],
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.max_send_message_length", settings.max_message_bytes)],
         )
@@ -164,6 +174,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         if port == 0:
             raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
         server.start()
+        started = server
 
         if hasattr(encoder, "warm"):
             encoder.warm()
@@ -173,6 +184,8 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
         metrics.bind_tenants(tenants)
         metrics_http = metrics.serve(settings)
     except BaseException:
+        if started is not None:  # release the port: the caller gets the error, not a server
+            started.stop(None)
         if embedded is not None:
             embedded.stop()
         raise
@@ -183,6 +196,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
     # every call in flight; frozen, it is skipped (0.0 ms). stop() unfreezes.
     gc.collect()
     gc.freeze()
+    gate.open()
     _set_health(health_servicer, True)
     running._monitor = threading.Thread(target=_monitor_redis, args=(running,),
                                         name="redis-health", daemon=True)

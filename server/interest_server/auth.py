@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from interest.v1 import interest_pb2
 
-from .config import Settings
+from .config import Settings, is_loopback
 from .keys import TENANT_PATTERN
 
 log = logging.getLogger(__name__)
@@ -165,16 +165,16 @@ class AuthInterceptor(grpc.ServerInterceptor):
         scopes = self.scopes_of(bearer(handler_call_details.invocation_metadata))
         if scopes is None:
             log.info("%s: unauthenticated call refused", method)
-            return _refusal(continuation(handler_call_details),
+            return refusal(continuation(handler_call_details),
                             grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
         if needed not in scopes:
             log.info("%s: token without scope %r refused", method, needed)
-            return _refusal(continuation(handler_call_details), grpc.StatusCode.PERMISSION_DENIED,
+            return refusal(continuation(handler_call_details), grpc.StatusCode.PERMISSION_DENIED,
                             f"the token lacks the '{needed}' scope this method needs")
         return continuation(handler_call_details)
 
 
-def _refusal(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode,
+def refusal(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode,
              message: str) -> grpc.RpcMethodHandler:
     """A handler of the same shape as the real one that ends the call with `code`, reading
     nothing of a request stream and never deserializing a request."""
@@ -201,7 +201,7 @@ def interceptors(settings: Settings) -> list[grpc.ServerInterceptor]:
     """The interceptors for these settings: none when no token is configured (auth off)."""
     tokens = load_tokens(settings)
     if not tokens:
-        if settings.host not in ("127.0.0.1", "::1", "localhost"):
+        if not is_loopback(settings.host) and not settings.tls_client_ca_file:
             log.warning("no auth tokens configured: any caller reaching %s may read and write "
                         "(set --auth-token-file or INTEREST_AUTH_TOKENS)", settings.host)
         return []
@@ -210,4 +210,4 @@ def interceptors(settings: Settings) -> list[grpc.ServerInterceptor]:
 
 
 __all__ = ["AuthInterceptor", "Grant", "METHOD_SCOPES", "READ", "TokenTable", "WRITE", "bearer",
-           "interceptors", "load_tokens", "parse_tokens"]
+           "interceptors", "load_tokens", "parse_tokens", "refusal"]

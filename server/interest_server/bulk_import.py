@@ -413,7 +413,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="running server host:port (env INTEREST_TARGET)")
     parser.add_argument("--start", action="store_true",
                         help="start a server in this process with the settings below instead "
-                        "(embedded Redis in --data-dir unless --redis-url)")
+                        "(embedded Redis in --data-dir unless --redis-url or --redis-url-file)")
     parser.add_argument("--items", metavar="FILE",
                         help="upsert this catalog first: RecBole *.item or GroupLens u.item "
                         "(events of items not in the catalog are rejected)")

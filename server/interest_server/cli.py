@@ -36,6 +36,29 @@ def _serve(settings: config.Settings) -> int:
     return 0
 
 
+def exposure_error(settings: config.Settings) -> str | None:
+    """Why `settings` must not start a server, or None: a non-loopback `host` that nobody has
+    to authenticate to (no bearer token, no mutual TLS) without `insecure`, as Redis' protected
+    mode refuses. Mutual TLS counts: every client then holds a certificate the CA signed. Checked
+    before `serve` (either form) or `demo` starts anything."""
+    if config.is_loopback(settings.host):
+        return None
+    from . import auth
+
+    try:
+        tokens = auth.load_tokens(settings)
+    except (OSError, ValueError) as exc:
+        return f"bearer tokens: {exc}"
+    if tokens or settings.tls_client_ca_file or settings.insecure:
+        return None
+    return (f"refusing to serve on {settings.host} without authentication: anyone who reaches "
+            "it could read and change every user's data. Give bearer tokens "
+            "(--auth-token-file FILE or INTEREST_AUTH_TOKENS='TOKEN read,write'), or mutual TLS "
+            "(--tls-client-ca-file), or bind loopback (--host 127.0.0.1, the default); "
+            "--insecure (INTEREST_INSECURE=true) serves it unauthenticated anyway. See "
+            "docs/upgrading.md")
+
+
 def _outlive_not(supervisor_pid: int, done: threading.Event) -> None:
     """Stop (set `done`) once the supervising parent is gone: then this process is re-parented."""
     while not done.wait(SUPERVISOR_POLL_S):
@@ -60,14 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the gRPC server",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     config.add_arguments(serve)
-    demo = sub.add_parser("demo", help="start a server on MovieLens-100K and play the scenario",
+    demo = sub.add_parser("demo", help="start a server on a film catalog and play the scenario",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     config.add_arguments(demo)
     demo.add_argument("--data", default=None,
                       help="MovieLens-100K directory (RecBole atomic files or GroupLens "
-                           "u.item/u.data); default ../shared/datasets/ml-100k if present")
+                           "u.item/u.data); default ../shared/datasets/ml-100k or "
+                           "./data/ml-100k if present, else the shipped demo catalog")
+    demo.add_argument("--catalog", choices=("auto", "demo", "movielens"), default="auto",
+                      help="auto: MovieLens-100K where found, else the shipped demo catalog "
+                           "(films with generated ratings); demo or movielens: that one only")
     demo.add_argument("--background-events", type=int, default=20000,
-                      help="MovieLens interactions of other users streamed first (popularity)")
+                      help="ratings of other users streamed first (popularity)")
     evaluate = sub.add_parser(
         "eval", help="replay MovieLens-100K through a live server and score the recommendations",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -89,11 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     bulk_import.add_arguments(importer)
     config.add_arguments(importer)
     args = parser.parse_args(argv)
+    command_parser = {"serve": serve, "demo": demo, "eval": evaluate,
+                      "import": importer}[args.command]
     try:
         settings = config.from_args(args)
+        settings.resolved_redis_url()  # an unreadable --redis-url-file fails here, not later
     except ValueError as exc:  # a setting out of range: a usage error, not a traceback
-        parser.error(str(exc))
+        command_parser.error(str(exc))
     logs.configure(settings.log_level, settings.log_format)
+    if args.command in ("serve", "demo"):  # eval and import --start bind loopback themselves
+        problem = exposure_error(settings)
+        if problem is not None:  # parser.error's exit code, without 60 lines of usage
+            command_parser.exit(2, f"{command_parser.prog}: error: {problem}\n")
     if args.command == "import":
         return bulk_import.run(args, settings)
     if args.command == "serve":
@@ -109,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         include_baseline=not args.no_baseline, probes_path=args.probes)
     from .demo import run_demo
 
-    return run_demo(settings, args.data, args.background_events)
+    return run_demo(settings, args.data, args.background_events, args.catalog)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,12 +17,24 @@ ENV_PREFIX = "INTEREST_"
 class Settings:
     """Every knob of the server: flag `--field-name`, environment `INTEREST_FIELD_NAME`."""
 
-    host: str = "0.0.0.0"
-    """Address the gRPC server binds."""
+    host: str = "127.0.0.1"
+    """Address the gRPC server binds. Loopback by default; any other address (0.0.0.0 for all)
+    needs bearer tokens (auth_token_file / auth_tokens), mutual TLS (tls_client_ca_file) or
+    `insecure`, else `serve` refuses to start (docs/upgrading.md)."""
+    insecure: bool = False
+    """Serve a non-loopback `host` with no authentication at all (no tokens, no mutual TLS):
+    anyone who reaches the port may read and change every user's data. Only behind a network
+    that admits nobody else, e.g. a container whose port is published on the host's loopback."""
     port: int = 50051
     """gRPC port; 0 picks a free one."""
     redis_url: str = dataclasses.field(default="", repr=False)
-    """Redis URL (redis://, rediss://, unix://). Empty: start an embedded redis-server."""
+    """Redis URL (redis://, rediss://, unix://). Empty: start an embedded redis-server (with a
+    random password; its URL is written to `<data_dir>/redis-url`, see redis_url_file)."""
+    redis_url_file: str = ""
+    """File holding the Redis URL (surrounding whitespace stripped), instead of redis_url: keeps
+    a password out of the process list. `<data_dir>/redis-url` is where a server writes the URL
+    of its embedded Redis (owner-only, rewritten at every start), so other commands can reach
+    it. Give redis_url or this, not both."""
     redis_cluster: bool = False
     """redis_url names a node of a Redis Cluster: use the cluster client (discovers the other
     nodes, follows slot moves). Every multi-key write stays within one user's hash slot."""
@@ -83,6 +96,10 @@ class Settings:
     """Longest user, item or event id."""
     max_text_length: int = 2000
     """Longest interest description (characters)."""
+    max_concepts_per_user: int = 32
+    """Concepts stored per user. An EncodeInterest MERGE that would store more fails with
+    RESOURCE_EXHAUSTED and changes nothing; a description that alone yields more fails with
+    INVALID_ARGUMENT. Bounds each user's concepts key and the per-Recommend concept work."""
     max_item_text_length: int = 4000
     """Longest item text (characters)."""
     max_items_per_upsert: int = 1000
@@ -160,7 +177,10 @@ class Settings:
     it). Beyond either: RESOURCE_EXHAUSTED, so Recommend and IngestEvents always find a thread;
     raise `workers` with it for more streams."""
     metrics_port: int = 0
-    """Port of the Prometheus /metrics HTTP endpoint (on `host`); 0: off."""
+    """Port of the Prometheus /metrics HTTP endpoint (on `metrics_host`); 0: off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the /metrics endpoint binds: loopback by default, 0.0.0.0 for a scraper on
+    another machine (it serves counters and latencies, no user data, and takes no token)."""
     log_format: str = "text"
     """'text', or 'json': one JSON object per line with the call's request id."""
     tracing: bool = False
@@ -175,6 +195,26 @@ class Settings:
                              f"calls), got {self.workers}")
         if self.coalesce_events < 1:
             raise ValueError(f"--coalesce-events must be at least 1, got {self.coalesce_events}")
+        if self.max_concepts_per_user < 1:
+            raise ValueError(f"--max-concepts-per-user must be at least 1, got "
+                             f"{self.max_concepts_per_user}")
+        if self.redis_url and self.redis_url_file:
+            raise ValueError("give --redis-url (INTEREST_REDIS_URL) or --redis-url-file "
+                             "(INTEREST_REDIS_URL_FILE), not both")
+
+    def resolved_redis_url(self) -> str:
+        """The Redis URL to use: redis_url, else the content of redis_url_file, else "" (start
+        an embedded Redis). The one place a URL file is read."""
+        if not self.redis_url_file:
+            return self.redis_url
+        try:
+            url = Path(self.redis_url_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"--redis-url-file: cannot read {self.redis_url_file}: "
+                             f"{exc.strerror or exc}") from None
+        if not url:
+            raise ValueError(f"--redis-url-file: {self.redis_url_file} is empty")
+        return url
 
     @property
     def unary_reserve(self) -> int:
@@ -215,8 +255,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = _coerce(kind, os.environ[env]) if env in os.environ else f.default
         # "%(default).0s" prints nothing and stops --help from appending a secret default.
         hidden = "; value not shown%(default).0s" if f.name in SECRET_FIELDS else ""
+        # A bare boolean flag (`--insecure`) means true; `--insecure false` still parses.
+        switch = {"nargs": "?", "const": True} if kind is bool else {}
         parser.add_argument(_flag(f.name), dest=f.name, type=lambda s, k=kind: _coerce(k, s),
-                            default=default, help=f"{docs.get(f.name, '')} [env {env}{hidden}]")
+                            default=default, help=f"{docs.get(f.name, '')} [env {env}{hidden}]",
+                            **switch)
 
 
 def from_args(ns: argparse.Namespace) -> Settings:
@@ -249,6 +292,17 @@ def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` admits only this machine: 127.0.0.0/8, ::1 or "localhost"."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # another host name: it may resolve to any interface
+        return False
 
 
 def _field_docs() -> dict[str, str]:

