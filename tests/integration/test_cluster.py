@@ -46,6 +46,8 @@ from .test_service import (  # noqa: F401 - collected here, against the cluster
 from .test_tenants import test_tenants_are_isolated  # noqa: F401
 from .test_watch import test_pushes_the_list_at_once_and_on_every_change  # noqa: F401
 
+pytestmark = pytest.mark.redis_sensitive
+
 PRIMARIES = 3
 
 

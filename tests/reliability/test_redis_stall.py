@@ -23,8 +23,14 @@ from interest_server.redis_launcher import EmbeddedRedis
 
 from .conftest import catalog_items, connect, event, settings_for, stored_ids
 
+pytestmark = pytest.mark.redis_sensitive
+
 REDIS_TIMEOUT_S = Settings().redis_timeout_s  # the default the server ships with
 MARGIN_S = 0.5
+"""A call fails within redis_timeout_s + this (README, "No ack without storage")."""
+NOT_SERVING_WITHIN_S = 2.0
+"""Health turns NOT_SERVING within this (README): the probe's 0.5 s interval + 1 s timeout, plus
+scheduling on a loaded machine (observed: 1.2 s)."""
 OUTAGE_S = REDIS_TIMEOUT_S + 1.5
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -115,8 +121,9 @@ def test_stalled_redis_is_unavailable_then_recovers(mode: str, store: EmbeddedRe
                     assert fut.code() == grpc.StatusCode.UNAVAILABLE, (name, fut.exception())
                     elapsed[name] = done_at[name] - started
                 assert max(elapsed.values()) < REDIS_TIMEOUT_S + MARGIN_S, elapsed
-                to_not_serving = watch.first(NOT_SERVING, started, within_s=2.0)
-                assert to_not_serving < 2.0
+                to_not_serving = watch.first(NOT_SERVING, started,
+                                             within_s=NOT_SERVING_WITHIN_S)
+                assert to_not_serving < NOT_SERVING_WITHIN_S
             finally:
                 # The stall lasts OUTAGE_S in both modes.
                 time.sleep(max(0.0, started + OUTAGE_S - time.monotonic()))

@@ -19,7 +19,7 @@ from interest_server.app import RunningServer
 from interest_server.config import Settings, from_env
 from interest_server.encoder import TextEncoder
 
-from .conftest import Certs, start_server, upsert_catalog
+from .conftest import NO_OPENSSL, Certs, start_server, upsert_catalog
 
 READ_TOKEN = "rd-3f9c1e7a2b4d"
 WRITE_TOKEN = "wr-8a6b0c2d4e1f"
@@ -28,6 +28,7 @@ TOKEN_FILE = f"""# interest-server bearer tokens: TOKEN SCOPE[,SCOPE]
 {READ_TOKEN} read
 
 {WRITE_TOKEN} write
+{BOTH_TOKEN} read,write
 """
 C = grpc.StatusCode
 OK = "OK"
@@ -38,7 +39,8 @@ FAIL = C.UNAVAILABLE  # the TLS handshake fails: no call reaches the server
 BY_TOKEN = {"none": (C.UNAUTHENTICATED, C.UNAUTHENTICATED),
             "bad": (C.UNAUTHENTICATED, C.UNAUTHENTICATED),
             "read": (OK, C.PERMISSION_DENIED),
-            "write": (C.PERMISSION_DENIED, OK)}
+            "write": (C.PERMISSION_DENIED, OK),
+            "both": (OK, OK)}
 MATRIX = {
     "plaintext": BY_TOKEN,
     "tls": BY_TOKEN,
@@ -46,24 +48,32 @@ MATRIX = {
     "mtls_wrong_ca": dict.fromkeys(BY_TOKEN, (FAIL, FAIL)),
     "auth_off": dict.fromkeys(BY_TOKEN, (OK, OK)),
 }
-TOKENS = {"none": None, "bad": "wr-0000000000", "read": READ_TOKEN, "write": WRITE_TOKEN}
+TOKENS = {"none": None, "bad": "wr-0000000000", "read": READ_TOKEN, "write": WRITE_TOKEN,
+          "both": BOTH_TOKEN}
+NEEDS_CERTS = frozenset({"tls", "mtls", "mtls_wrong_ca"})
+"""Transports that need certificates: without openssl only these rows skip."""
 
 
 @pytest.fixture(scope="module")
-def servers(module_redis: redis.Redis, redis_server: str, encoder: TextEncoder, certs: Certs,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+def servers(module_redis: redis.Redis, redis_server: str, encoder: TextEncoder,
+            maybe_certs: Certs | None, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[dict[str, RunningServer]]:
     """Plaintext, TLS and mTLS servers with tokens (from a file; inline for mTLS), and one
-    plaintext server without tokens, all on one Redis holding the test catalog."""
+    plaintext server without tokens, all on one Redis holding the test catalog. Without
+    certificates (no openssl), only the plaintext ones."""
     token_file = tmp_path_factory.mktemp("auth") / "tokens"
     token_file.write_text(TOKEN_FILE)
-    tls = {"tls_cert_file": str(certs.server_cert), "tls_key_file": str(certs.server_key)}
     configs: dict[str, dict[str, object]] = {
         "plaintext": {"auth_token_file": str(token_file)},
-        "tls": {"auth_token_file": str(token_file), **tls},
-        "mtls": {"auth_tokens": f"{READ_TOKEN} read; {WRITE_TOKEN} write", **tls,
-                 "tls_client_ca_file": str(certs.ca)},
         "auth_off": {},
     }
+    if maybe_certs is not None:
+        tls = {"tls_cert_file": str(maybe_certs.server_cert),
+               "tls_key_file": str(maybe_certs.server_key)}
+        configs["tls"] = {"auth_token_file": str(token_file), **tls}
+        configs["mtls"] = {"auth_tokens": f"{READ_TOKEN} read; {WRITE_TOKEN} write; "
+                                          f"{BOTH_TOKEN} read,write", **tls,
+                           "tls_client_ca_file": str(maybe_certs.ca)}
     running: dict[str, RunningServer] = {}
     try:
         for name, overrides in configs.items():
@@ -71,7 +81,8 @@ def servers(module_redis: redis.Redis, redis_server: str, encoder: TextEncoder, 
         with grpc.insecure_channel(running["plaintext"].target) as channel:
             upsert_catalog(interest_pb2_grpc.InterestServiceStub(channel),
                            metadata=(("authorization", f"Bearer {WRITE_TOKEN}"),))
-        running["mtls_wrong_ca"] = running["mtls"]
+        if "mtls" in running:
+            running["mtls_wrong_ca"] = running["mtls"]
         yield running
     finally:
         for name, server in running.items():
@@ -79,18 +90,22 @@ def servers(module_redis: redis.Redis, redis_server: str, encoder: TextEncoder, 
                 server.stop(grace_s=0.5)
 
 
-def client_for(servers: dict[str, RunningServer], certs: Certs, transport: str,
+def client_for(servers: dict[str, RunningServer], certs: Certs | None, transport: str,
                token: str | None) -> InterestClient:
-    """A client library instance dialing `transport` with `token`; no retries."""
-    server = servers[transport]
+    """A client library instance dialing `transport` with `token`; no retries. Skips a
+    transport that needs certificates when there are none (no openssl)."""
     tls: dict[str, object] = {}
-    if transport in ("tls", "mtls", "mtls_wrong_ca"):
+    if transport in NEEDS_CERTS:
+        if certs is None:
+            pytest.skip(NO_OPENSSL)
         tls["tls_ca"] = certs.ca
-    if transport == "mtls":
-        tls.update(tls_cert=certs.client_cert, tls_key=certs.client_key)
-    if transport == "mtls_wrong_ca":
-        tls.update(tls_cert=certs.rogue_client_cert, tls_key=certs.rogue_client_key.read_bytes())
-    return InterestClient(server.target, timeout_s=10, max_attempts=1, token=token, **tls)
+        if transport == "mtls":
+            tls.update(tls_cert=certs.client_cert, tls_key=certs.client_key)
+        if transport == "mtls_wrong_ca":
+            tls.update(tls_cert=certs.rogue_client_cert,
+                       tls_key=certs.rogue_client_key.read_bytes())
+    return InterestClient(servers[transport].target, timeout_s=10, max_attempts=1, token=token,
+                          **tls)
 
 
 def outcome(call: object) -> object:
@@ -112,39 +127,65 @@ def wait_for_item(client: InterestClient, item_id: str = "1") -> None:
 
 @pytest.mark.parametrize("token", list(TOKENS))
 @pytest.mark.parametrize("transport", list(MATRIX))
-def test_transport_and_token_matrix(servers: dict[str, RunningServer], certs: Certs,
-                                    transport: str, token: str) -> None:
+def test_transport_and_token_matrix(servers: dict[str, RunningServer],
+                                    maybe_certs: Certs | None, transport: str,
+                                    token: str) -> None:
     expected_read, expected_write = MATRIX[transport][token]
-    with client_for(servers, certs, transport, TOKENS[token]) as client:
+    with client_for(servers, maybe_certs, transport, TOKENS[token]) as client:
         read = outcome(lambda: client.recommend("matrix-user", k=5))
         write = outcome(lambda: client.ingest([{"user_id": f"matrix-{transport}-{token}",
                                                "item_id": "1", "type": "like"}]))
     assert (read, write) == (expected_read, expected_write)
 
 
-def test_a_token_with_both_scopes_and_ingest_acks(servers: dict[str, RunningServer],
-                                                  certs: Certs, monkeypatch: pytest.MonkeyPatch
-                                                  ) -> None:
-    monkeypatch.setenv("INTEREST_AUTH_TOKENS", f"{BOTH_TOKEN} read,write")
-    settings = from_env()
-    assert auth.load_tokens(settings)
-    with client_for(servers, certs, "tls", READ_TOKEN) as reader:
-        wait_for_item(reader)
-    # The TLS server has no BOTH_TOKEN: unknown there.
-    with client_for(servers, certs, "tls", BOTH_TOKEN) as client, \
-            pytest.raises(InterestError) as info:
-        client.recommend("u")
-    assert info.value.code == C.UNAUTHENTICATED
-    assert BOTH_TOKEN not in info.value.details
-    with client_for(servers, certs, "tls", WRITE_TOKEN) as writer:
-        ack = writer.ingest([{"user_id": "tls-user", "item_id": "2", "type": "like"}])
-    assert ack.applied == 1
+def test_scoped_tokens_from_the_environment_on_a_server(module_redis: redis.Redis,
+                                                        redis_server: str, encoder: TextEncoder,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """INTEREST_AUTH_TOKENS with a read, a write and a read,write token, read by from_env() into
+    a real server: each token against read RPCs (Recommend, GetUserState) and write RPCs
+    (IngestEvents, StreamEvents). Needs no certificate."""
+    monkeypatch.setenv("INTEREST_AUTH_TOKENS", f"{READ_TOKEN} read; {WRITE_TOKEN} write; "
+                                               f"{BOTH_TOKEN} read,write")
+    running = start_server(redis_server, encoder, auth_tokens=from_env().auth_tokens)
+    try:
+        with grpc.insecure_channel(running.target) as channel:
+            upsert_catalog(interest_pb2_grpc.InterestServiceStub(channel),
+                           metadata=(("authorization", f"Bearer {BOTH_TOKEN}"),))
+        got = {}
+        for name in ("read", "write", "both"):
+            user = f"env-{name}"
+            with InterestClient(running.target, timeout_s=10, max_attempts=1,
+                                token=TOKENS[name]) as client:
+                got[name] = (
+                    outcome(lambda c=client, u=user: c.recommend(u, k=5)),
+                    outcome(lambda c=client, u=user: c.get_user_state(u)),
+                    outcome(lambda c=client, u=user: c.ingest(
+                        [{"user_id": u, "item_id": "2", "type": "like"}])),
+                    outcome(lambda c=client, u=user: list(c.stream_events(
+                        [{"user_id": u, "item_id": "3", "type": "like"}]))),
+                )
+        denied = C.PERMISSION_DENIED
+        assert got == {"read": (OK, OK, denied, denied), "write": (denied, denied, OK, OK),
+                       "both": (OK, OK, OK, OK)}
+        with InterestClient(running.target, timeout_s=10, max_attempts=1,
+                            token=BOTH_TOKEN) as client:
+            # The read,write token's two writes landed, and it reads them back.
+            assert client.get_user_state("env-both").event_count == 2
+            recommended = {i.item_id for i in client.recommend("env-both", k=30).items}
+            assert recommended and not {"2", "3"} & recommended  # consumed: excluded
+        with InterestClient(running.target, timeout_s=10, max_attempts=1,
+                            token="rw-unknown") as client, pytest.raises(InterestError) as info:
+            client.recommend("u")
+        assert info.value.code == C.UNAUTHENTICATED
+        assert "rw-unknown" not in info.value.details
+    finally:
+        running.stop(grace_s=0.5)
 
 
 @pytest.mark.parametrize("transport", ["plaintext", "tls", "mtls"])
-def test_streaming_rpcs_are_guarded_too(servers: dict[str, RunningServer], certs: Certs,
-                                        transport: str) -> None:
-    with client_for(servers, certs, transport, READ_TOKEN) as client:
+def test_streaming_rpcs_are_guarded_too(servers: dict[str, RunningServer],
+                                        maybe_certs: Certs | None, transport: str) -> None:
+    with client_for(servers, maybe_certs, transport, READ_TOKEN) as client:
         with pytest.raises(InterestError) as info:
             list(client.stream_events([{"user_id": "s", "item_id": "1", "type": "like"}]))
         assert info.value.code == C.PERMISSION_DENIED
@@ -155,16 +196,16 @@ def test_streaming_rpcs_are_guarded_too(servers: dict[str, RunningServer], certs
                      lambda: client.delete_items(["x1"]), lambda: client.delete_user("s")):
             assert outcome(call) == C.PERMISSION_DENIED
         assert outcome(lambda: client.get_user_state("s")) == OK
-    with client_for(servers, certs, transport, WRITE_TOKEN) as client:
+    with client_for(servers, maybe_certs, transport, WRITE_TOKEN) as client:
         acks = list(client.stream_events([{"user_id": "s", "item_id": "1", "type": "like"}]))
         assert acks[0].status == pb.ACK_STATUS_APPLIED
         assert client.delete_user("s").keys_deleted == 1  # its record (no concepts stored)
 
 
 @pytest.mark.parametrize("transport", ["plaintext", "tls", "mtls"])
-def test_health_and_reflection_stay_open(servers: dict[str, RunningServer], certs: Certs,
-                                         transport: str) -> None:
-    with client_for(servers, certs, transport, None) as client:
+def test_health_and_reflection_stay_open(servers: dict[str, RunningServer],
+                                         maybe_certs: Certs | None, transport: str) -> None:
+    with client_for(servers, maybe_certs, transport, None) as client:
         assert client.health() == "SERVING"
         assert client.health("interest.v1.InterestService") == "SERVING"
         # Reflection through the same (authenticated transport, no token) channel.
@@ -237,7 +278,7 @@ def test_token_file_format(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.write_text(TOKEN_FILE)
     loaded = auth.load_tokens(Settings(auth_token_file=str(path), auth_tokens="z read"))
-    assert len(loaded) == 3
+    assert len(loaded) == len(auth.parse_tokens(TOKEN_FILE)) + 1
     assert auth.interceptors(Settings(host="127.0.0.1")) == []
 
 
@@ -261,7 +302,8 @@ def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
     assert interceptor.scopes_of(READ_TOKEN) == frozenset({"read"})
     assert interceptor.scopes_of("x") is None
     # Every stored token is compared every time (no early exit), as equal-length digests.
-    assert len(calls) == 4 and all(len(a) == len(b) == 32 for a, b in calls)
+    stored = len(auth.parse_tokens(TOKEN_FILE))
+    assert len(calls) == 2 * stored and all(len(a) == len(b) == 32 for a, b in calls)
 
 
 def test_client_security_arguments(certs: Certs) -> None:

@@ -17,13 +17,17 @@ from interest_server.keys import user_key_pattern, user_keys
 from ..integration.conftest import event
 from .conftest import start_server, upsert_catalog
 
-TTL_S = 2
+TTL_S = 4
+"""Long against the test's own steps (a write every 1.2 s, 2.8 s before a key could expire), so a
+slow call on a loaded machine cannot make a refreshed key expire."""
+WRITE_EVERY_S = 1.2
+WRITES = 4  # 4.8 s of writing: longer than the TTL
 
 
 @pytest.fixture(scope="module")
 def stubs(module_redis: redis.Redis, redis_server: str, encoder: TextEncoder
           ) -> Iterator[dict[str, interest_pb2_grpc.InterestServiceStub]]:
-    """Stubs to a server with user_ttl_s=2 ("ttl") and one with the default 0 ("off")."""
+    """Stubs to a server with user_ttl_s=TTL_S ("ttl") and one with the default 0 ("off")."""
     servers: list[RunningServer] = []
     channels: list[grpc.Channel] = []
     try:
@@ -64,8 +68,9 @@ def test_inactive_user_expires_and_activity_refreshes(
     found = ttls(module_redis, user)
     assert len(found) == 2 and all(0 < t <= TTL_S for t in found.values()), found
     # Keep writing, alternately events and concepts, for longer than the TTL: nothing expires.
-    for n in range(3):
-        time.sleep(TTL_S * 0.6)
+    assert WRITES * WRITE_EVERY_S > TTL_S
+    for n in range(WRITES):
+        time.sleep(WRITE_EVERY_S)
         if n % 2:
             stub.EncodeInterest(pb.EncodeInterestRequest(user_id=user, text="I love westerns"),
                                 timeout=30)
@@ -74,7 +79,7 @@ def test_inactive_user_expires_and_activity_refreshes(
         assert len(keys_of(module_redis, user)) == 2  # record and concepts
     assert all(t > TTL_S * 0.5 for t in ttls(module_redis, user).values())
     state = stub.GetUserState(pb.GetUserStateRequest(user_id=user), timeout=30)
-    assert state.event_count == 3 and state.concepts
+    assert state.event_count == 1 + (WRITES + 1) // 2 and state.concepts
     # Reads are not activity: after TTL_S without a write, every key is gone.
     deadline = time.monotonic() + TTL_S + 3
     while keys_of(module_redis, user) and time.monotonic() < deadline:
