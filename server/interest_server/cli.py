@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 
 from . import config, logs
 
@@ -17,21 +15,21 @@ SUPERVISOR_POLL_S = 0.5
 
 def _serve(settings: config.Settings) -> int:
     from .app import create_server
+    from .stop_signals import StopSignals
 
     running = create_server(settings)
-    done = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logging.getLogger(__name__).info("signal %d: shutting down gracefully", signum)
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if settings.supervisor_pid:
-        threading.Thread(target=_outlive_not, args=(settings.supervisor_pid, done),
-                         name="supervisor-watch", daemon=True).start()
+    signals = StopSignals()
     print(f"interest-server listening on {settings.host}:{running.port}", flush=True)
-    done.wait()
+    log = logging.getLogger(__name__)
+    while not signals.wait(SUPERVISOR_POLL_S):
+        # A child of `serve --processes N` is re-parented once its parent is gone: stop then,
+        # so a parent killed outright leaves no server bound to the port.
+        if settings.supervisor_pid and os.getppid() != settings.supervisor_pid:
+            log.warning("supervisor process %d is gone: shutting down gracefully",
+                        settings.supervisor_pid)
+            break
+    if signals.received:
+        log.info("signal %d: shutting down gracefully", signals.received[0])
     running.stop(grace_s=5.0)
     return 0
 
@@ -57,15 +55,6 @@ def exposure_error(settings: config.Settings) -> str | None:
             "(--tls-client-ca-file), or bind loopback (--host 127.0.0.1, the default); "
             "--insecure (INTEREST_INSECURE=true) serves it unauthenticated anyway. See "
             "docs/upgrading.md")
-
-
-def _outlive_not(supervisor_pid: int, done: threading.Event) -> None:
-    """Stop (set `done`) once the supervising parent is gone: then this process is re-parented."""
-    while not done.wait(SUPERVISOR_POLL_S):
-        if os.getppid() != supervisor_pid:
-            logging.getLogger(__name__).warning(
-                "supervisor process %d is gone: shutting down gracefully", supervisor_pid)
-            done.set()
 
 
 def main(argv: list[str] | None = None) -> int:

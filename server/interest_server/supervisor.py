@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from . import config
 from .config import Settings
 from .redis_launcher import free_port, start_embedded
+from .stop_signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +122,7 @@ def serve_processes(settings: Settings) -> int:
     """Run process_count(settings) server processes until SIGTERM / SIGINT (exit 0) or until
     one of them exits by itself (exit 1, after stopping the others)."""
     count = process_count(settings)
-    done = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping %d server processes", signum, count)
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signals = StopSignals()
     embedded = None
     children: list[Child] = []
     failed = False
@@ -141,7 +135,7 @@ def serve_processes(settings: Settings) -> int:
         children = [Child.start(i, child_settings(settings, i, count, url, port), count)
                     for i in range(count)]
         announced = False
-        while not done.wait(0.1):
+        while not signals.wait(0.1):
             gone = [c for c in children if c.proc.poll() is not None]
             if gone:
                 log.error("server process %d (child %d) exited with code %s%s: stopping the "
@@ -155,6 +149,8 @@ def serve_processes(settings: Settings) -> int:
                       flush=True)
                 announced = True
     finally:
+        if signals.received:
+            log.info("signal %d: stopping %d server processes", signals.received[0], count)
         for child in children:  # all at once: the children drain in parallel
             child.terminate()
         for child in children:

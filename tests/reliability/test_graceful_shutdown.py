@@ -107,3 +107,20 @@ def test_sigterm_drains_then_exits_zero(store: EmbeddedRedis) -> None:
           f"finished OK after {unary_done_s:.2f} s; open stream acked a batch during the grace "
           f"period and ended UNAVAILABLE after {ended_s:.2f} s (grace {GRACE_S} s); exit code 0 "
           f"after {exit_s:.2f} s; {checked} acked events all stored")
+
+
+def test_a_burst_of_signals_still_shuts_down_once(store: EmbeddedRedis) -> None:
+    """SIGTERM and SIGINT many times in a row (a supervisor's TERM after a user's Ctrl-C, or
+    `timeout` forwarding one after `kill`): the server stops gracefully and exits 0. A handler
+    that set a threading.Event hung here for good once a signal landed inside the previous
+    handler's Event.set() (stop_signals.py)."""
+    server = start_server(store.url)
+    try:
+        for n in range(400):
+            server.proc.send_signal(signal.SIGTERM if n % 2 else signal.SIGINT)
+        code = server.proc.wait(timeout=30)
+        assert code == 0, f"exit code {code}; log:\n{server_log(server)}"
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
