@@ -78,6 +78,18 @@ def settings_for(redis_url: str, **overrides: object) -> Settings:
                     log_level="WARNING").replace(**overrides)
 
 
+def preload_catalog(redis_url: str, encoder: TextEncoder) -> None:
+    """Store catalog_items() through a short-lived server, so the next server starts with a
+    catalog to load (and already-embedded items)."""
+    first = create_server(settings_for(redis_url), encoder=encoder)
+    try:
+        with grpc.insecure_channel(first.target) as channel:
+            interest_pb2_grpc.InterestServiceStub(channel).UpsertItems(
+                iter([pb.UpsertItemsRequest(items=catalog_items())]), timeout=60)
+    finally:
+        first.stop(grace_s=0.5)
+
+
 @pytest.fixture
 def server_overrides() -> dict[str, object]:
     """Settings every server of a test gets (a module overrides it, e.g. for a cluster)."""

@@ -13,7 +13,7 @@ from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server.app import create_server
 
-from .conftest import catalog_items, event, settings_for
+from .conftest import catalog_items, event, preload_catalog, settings_for
 
 
 def _stub(target: str) -> interest_pb2_grpc.InterestServiceStub:
@@ -94,13 +94,7 @@ def test_two_processes_share_state(two_servers) -> None:  # noqa: ANN001
 
 def test_restart_rebuilds_the_index_without_re_embedding(redis_client, redis_server,
                                                           encoder) -> None:  # noqa: ANN001
-    first = create_server(settings_for(redis_server), encoder=encoder)
-    try:
-        with grpc.insecure_channel(first.target) as channel:
-            interest_pb2_grpc.InterestServiceStub(channel).UpsertItems(
-                iter([pb.UpsertItemsRequest(items=catalog_items())]), timeout=60)
-    finally:
-        first.stop(grace_s=0.5)
+    preload_catalog(redis_server, encoder)
 
     catalog_texts = {item.text for item in catalog_items()}
     calls: list[str] = []

@@ -18,7 +18,7 @@ from interest_server.encoder import TextEncoder
 from interest_server.redis_launcher import free_port
 from interest_server.startup import STARTING_MESSAGE
 
-from .conftest import catalog_items, settings_for
+from .conftest import preload_catalog, settings_for
 
 WARM_DELAY_S = 2.0
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -78,13 +78,7 @@ def poll_once(channel: grpc.Channel) -> Poll:
 def test_health_is_not_serving_until_warm_and_catalog_loaded(redis_client, redis_server,  # noqa: ANN001
                                                              encoder) -> None:  # noqa: ANN001
     # A catalog already in Redis, which the slow server must load before it serves.
-    first = create_server(settings_for(redis_server), encoder=encoder)
-    try:
-        with grpc.insecure_channel(first.target) as channel:
-            interest_pb2_grpc.InterestServiceStub(channel).UpsertItems(
-                iter([pb.UpsertItemsRequest(items=catalog_items())]), timeout=60)
-    finally:
-        first.stop(grace_s=0.5)
+    preload_catalog(redis_server, encoder)
 
     slow = SlowWarmEncoder(encoder)
     port = free_port()
