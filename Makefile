@@ -26,10 +26,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 test: venv
-	$(BIN)/ruff check . && $(BIN)/pytest -q
+	$(BIN)/ruff check . && $(BIN)/lint-imports && $(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check .
+	$(BIN)/ruff check . && $(BIN)/lint-imports
 
 protos: venv
 	$(BIN)/python scripts/gen_protos.py

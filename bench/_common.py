@@ -21,14 +21,14 @@ import redis
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a benchmark never reaches for a model hub
 
 from interest_client import InterestClient  # noqa: E402
-from interest_server import conceptualizer  # noqa: E402
-from interest_server.catalog import CatalogStore  # noqa: E402
-from interest_server.concepts import Polarity  # noqa: E402
 from interest_server.config import Settings  # noqa: E402
-from interest_server.encoder import default_model_dir, model_id_for  # noqa: E402
-from interest_server.item_index import CatalogItem  # noqa: E402
-from interest_server.keys import DEFAULT_KEYS  # noqa: E402
-from interest_server.redis_launcher import EmbeddedRedis  # noqa: E402
+from interest_server.model import conceptualizer  # noqa: E402
+from interest_server.model.concepts import Polarity  # noqa: E402
+from interest_server.model.encoder import default_model_dir, model_id_for  # noqa: E402
+from interest_server.ops.redis_launcher import EmbeddedRedis  # noqa: E402
+from interest_server.recommend.item_index import CatalogItem  # noqa: E402
+from interest_server.state.catalog import CatalogStore  # noqa: E402
+from interest_server.state.keys import DEFAULT_KEYS  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"

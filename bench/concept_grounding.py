@@ -16,7 +16,7 @@ import numpy as np
 # Before transformers is imported: a benchmark must never reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from interest_server.encoder import TextEncoder  # noqa: E402
+from interest_server.model.encoder import TextEncoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ITEMS = ROOT.parent / "shared" / "datasets" / "ml-100k" / "ml-100k.item"

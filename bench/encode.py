@@ -19,10 +19,10 @@ from _common import (
     thread_env,
     write_result,
 )
-from interest_server.catalog import CatalogStore
-from interest_server.encoder import RUNTIMES, TextEncoder, default_model_dir
-from interest_server.item_index import CatalogItem, embedding_text
-from interest_server.movielens import default_data_dir, load_movielens
+from interest_server.model.encoder import RUNTIMES, TextEncoder, default_model_dir
+from interest_server.offline.movielens import default_data_dir, load_movielens
+from interest_server.recommend.item_index import CatalogItem, embedding_text
+from interest_server.state.catalog import CatalogStore
 from sentence_transformers import SentenceTransformer
 
 SENTENCE = "I love mystery films, I hate romance"

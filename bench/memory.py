@@ -22,7 +22,7 @@ from _common import (
     write_result,
 )
 from interest_server.config import Settings
-from interest_server.keys import user_keys
+from interest_server.state.keys import user_keys
 
 KEY_NAMES = ("record", "concepts", "state", "window", "seen", "event_ids", "event_times")
 """In UserKeys.all() order: the format-2 record, concepts, then the format-1 keys (0 here)."""

@@ -33,8 +33,8 @@ from _common import (
     write_result,
 )
 from interest_client import InterestClient
-from interest_server.catalog import CatalogStore
-from interest_server.movielens import MovieLens, default_data_dir, load_movielens
+from interest_server.offline.movielens import MovieLens, default_data_dir, load_movielens
+from interest_server.state.catalog import CatalogStore
 from threadpoolctl import threadpool_limits
 
 K = 10

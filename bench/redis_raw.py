@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import interest_server
+import interest_server.state
 import redis
 from _common import machine, print_table, private_redis, write_result
-from interest_server.user_record import HEADER, MAGIC
+from interest_server.state.user_record import HEADER, MAGIC
 
-LUA = Path(interest_server.__file__).parent / "lua" / "write_record.lua"
+LUA = Path(interest_server.state.__file__).parent / "lua" / "write_record.lua"
 LUA_MANY = LUA.with_name("write_records.lua")
 GUARD_START, GUARD_END = "local expected = ARGV[1]\n", "redis.call('SET', KEYS[1], ARGV[2])\n"
 RECORD_BYTES = 5_400

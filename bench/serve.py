@@ -14,8 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import grpc  # noqa: E402
 from interest.v1 import interest_pb2 as pb  # noqa: E402
 from interest.v1 import interest_pb2_grpc  # noqa: E402
+from interest_server.api.registration import add_servicer  # noqa: E402
 from interest_server.config import Settings  # noqa: E402
-from interest_server.registration import add_servicer  # noqa: E402
 
 
 class EchoService(interest_pb2_grpc.InterestServiceServicer):
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if not args.redis_url:
             parser.error("the real server needs --redis-url")
-        from interest_server.app import create_server  # torch: only the real server pays
+        from interest_server.api.app import create_server  # torch: only the real server pays
 
         running = create_server(settings)  # returns once the model is warm, catalog loaded
         port, stop = running.port, lambda: running.stop(1.0)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from integration.conftest import catalog_items, start_server_process  # noqa: E402
-from interest_server.redis_launcher import EmbeddedRedis  # noqa: E402
+from interest_server.ops.redis_launcher import EmbeddedRedis  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 from _common import machine, print_table, private_redis, write_result
-from interest_server import user_record, user_store
 from interest_server.events import EventRecord, EventType
-from interest_server.interest_model import DecayedAverageModel
-from interest_server.user_store import UserStateCache, UserStore
+from interest_server.model.interest_model import DecayedAverageModel
+from interest_server.state import user_record, user_store
+from interest_server.state.user_store import UserStateCache, UserStore
 
 NOW_MS = 1_800_000_000_000
 

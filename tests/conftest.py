@@ -12,7 +12,7 @@ import redis
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from interest_server.redis_launcher import (  # noqa: E402
+from interest_server.ops.redis_launcher import (  # noqa: E402
     REDIS_SERVER_ENV,
     EmbeddedRedis,
     find_redis_server,

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
-from .errors import Cancelled
+from interest_server.errors import Cancelled
 
 _waiting: ContextVar[Callable[[], bool] | None] = ContextVar("caller_waiting", default=None)
 

@@ -7,15 +7,16 @@ import logging
 import os
 import sys
 
-from . import config, logs
+from interest_server import config
+from interest_server.ops import logs
 
 SUPERVISOR_POLL_S = 0.5
 """How often a child of `serve --processes N` checks that its parent is still there."""
 
 
 def _serve(settings: config.Settings) -> int:
-    from .app import create_server
-    from .stop_signals import StopSignals
+    from interest_server.api.app import create_server
+    from interest_server.ops.stop_signals import StopSignals
 
     running = create_server(settings)
     signals = StopSignals()
@@ -41,7 +42,7 @@ def exposure_error(settings: config.Settings) -> str | None:
     before `serve` (either form) or `demo` starts anything."""
     if config.is_loopback(settings.host):
         return None
-    from . import auth
+    from interest_server.api import auth
 
     try:
         tokens = auth.load_tokens(settings)
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["train"]:
         # Training has its own flags (data, out, epochs, ...); hand them over unparsed.
-        from .training import main as train_main
+        from interest_server.offline.training import main as train_main
 
         return train_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="interest-server",
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--probes", default=None,
                           help="concept probes JSON (default ../shared/eval/concept_probes.json "
                                "if present; concept evaluation is skipped without it)")
-    from . import bulk_import
+    from interest_server.offline import bulk_import
 
     importer = sub.add_parser(
         "import", help="load a historical event log (CSV/TSV) through StreamEvents, resumably",
@@ -121,16 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         return bulk_import.run(args, settings)
     if args.command == "serve":
         if settings.processes != 1:
-            from .supervisor import serve_processes
+            from interest_server.ops.supervisor import serve_processes
 
             return serve_processes(settings)
         return _serve(settings)
     if args.command == "eval":
-        from .evaluation import run_eval
+        from interest_server.offline.evaluation import run_eval
 
         return run_eval(settings, args.data, args.model, args.out,
                         include_baseline=not args.no_baseline, probes_path=args.probes)
-    from .demo import run_demo
+    from interest_server.offline.demo import run_demo
 
     return run_demo(settings, args.data, args.background_events, args.catalog)
 

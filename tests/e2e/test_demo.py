@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from interest_server.movielens import GROUPLENS_GENRES
+from interest_server.offline.movielens import GROUPLENS_GENRES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_ML100K = ROOT.parent / "shared" / "datasets" / "ml-100k"

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest_client import InterestClient
-from interest_server.app import RunningServer
-from interest_server.bulk_import import (
+from interest_server.api.app import RunningServer
+from interest_server.offline.bulk_import import (
     MS_THRESHOLD,
     ImportFileError,
     build_event,

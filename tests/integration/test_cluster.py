@@ -19,11 +19,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import SERVICE_NAME, RunningServer, create_server
-from interest_server.encoder import TextEncoder
-from interest_server.keys import user_keys
-from interest_server.redis_launcher import EmbeddedRedisCluster
+from interest_server.api.app import SERVICE_NAME, RunningServer, create_server
+from interest_server.model.encoder import TextEncoder
+from interest_server.state.keys import user_keys
 from redis.cluster import RedisCluster
+
+from tests.redis_cluster import EmbeddedRedisCluster
 
 from .conftest import catalog_items, event, settings_for
 from .test_replicas import test_two_processes_share_state  # noqa: F401

@@ -7,9 +7,9 @@ import pytest
 from interest.v1 import interest_pb2 as pb
 from interest_client import client as client_mod
 from interest_client.client import InterestClient
-from interest_server.app import RunningServer
-from interest_server.engine import RANK_ATTEMPTS
-from interest_server.item_index import IndexView
+from interest_server.api.app import RunningServer
+from interest_server.engine.engine import RANK_ATTEMPTS
+from interest_server.recommend.item_index import IndexView
 
 pytestmark = pytest.mark.usefixtures("catalog")
 

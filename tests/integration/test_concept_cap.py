@@ -10,7 +10,7 @@ import grpc
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer
+from interest_server.api.app import RunningServer
 from interest_server.config import Settings
 
 CAP = 3

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import interest_server
+import interest_server.state
 import numpy as np
 import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer
+from interest_server.api.app import RunningServer
 from interest_server.events import EventRecord, EventType
-from interest_server.keys import item_key, user_keys
-from interest_server.user_record import UserRecord
+from interest_server.state.keys import item_key, user_keys
+from interest_server.state.user_record import UserRecord
 
 from .conftest import event
 
@@ -106,7 +106,7 @@ def test_a_format1_user_changed_meanwhile_is_read_again(
     state that moved (an old server still writing it) is never overwritten from a stale read."""
     store_format1(redis_client, "legacy-m", [event("m1", "legacy-m", "1", ts=T0)], version=2)
     script = redis_client.register_script(
-        (Path(interest_server.__file__).parent / "lua" / "write_record.lua").read_text())
+        (Path(interest_server.state.__file__).parent / "lua" / "write_record.lua").read_text())
     keys = user_keys("legacy-m")
     stale = UserRecord(version=3, epoch=b"\x00\x11\x22\x33\xaa\xbb\xcc\xdd").encode()
     assert script(keys=keys.all(), args=[b"", stale, 0, "1:00112233aabbccdd", 0, b""]) == 0

@@ -13,8 +13,8 @@ from __future__ import annotations
 import gc
 
 import redis
-from interest_server.app import create_server
-from interest_server.encoder import TextEncoder
+from interest_server.api.app import create_server
+from interest_server.model.encoder import TextEncoder
 
 from .conftest import settings_for
 

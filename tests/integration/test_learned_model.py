@@ -9,11 +9,11 @@ import grpc
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import create_server
+from interest_server.api.app import create_server
 from interest_server.errors import FailedPrecondition
-from interest_server.movielens import GROUPLENS_GENRES
-from interest_server.sequence_model import SeqConfig, SequenceInterestModel
-from interest_server.training import TrainConfig, train
+from interest_server.model.sequence_model import SeqConfig, SequenceInterestModel
+from interest_server.offline.movielens import GROUPLENS_GENRES
+from interest_server.offline.training import TrainConfig, train
 
 from .conftest import MOVIES, catalog_items, event, settings_for
 

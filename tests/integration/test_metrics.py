@@ -11,9 +11,9 @@ import pytest
 import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer, create_server
-from interest_server.encoder import TextEncoder
-from interest_server.redis_launcher import free_port
+from interest_server.api.app import RunningServer, create_server
+from interest_server.model.encoder import TextEncoder
+from interest_server.ops.redis_launcher import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import catalog_items, event, settings_for

@@ -17,7 +17,7 @@ from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server import config
 from interest_server.config import Settings
-from interest_server.supervisor import child_environment, child_settings
+from interest_server.ops.supervisor import child_environment, child_settings
 
 from .conftest import ServerProcess, catalog_items, event, start_server_process
 

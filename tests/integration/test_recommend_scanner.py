@@ -10,13 +10,13 @@ import pytest
 import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server import conceptualizer
-from interest_server.catalog import CatalogStore
 from interest_server.config import Settings
-from interest_server.encoder import TextEncoder
-from interest_server.item_index import CatalogItem
-from interest_server.keys import DEFAULT_KEYS
-from interest_server.scan import SCAN_MIN_ITEMS, Scanner
+from interest_server.model import conceptualizer
+from interest_server.model.encoder import TextEncoder
+from interest_server.recommend.item_index import CatalogItem
+from interest_server.recommend.scan import SCAN_MIN_ITEMS, Scanner
+from interest_server.state.catalog import CatalogStore
+from interest_server.state.keys import DEFAULT_KEYS
 
 from .conftest import event
 

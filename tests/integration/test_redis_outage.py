@@ -10,8 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import SERVICE_NAME, create_server
-from interest_server.redis_launcher import EmbeddedRedis, free_port
+from interest_server.api.app import SERVICE_NAME, create_server
+from interest_server.ops.redis_launcher import EmbeddedRedis, free_port
 
 from .conftest import catalog_items, event, settings_for
 

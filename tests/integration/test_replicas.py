@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import create_server
+from interest_server.api.app import create_server
 
 from .conftest import catalog_items, event, preload_catalog, settings_for
 

@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from interest.v1 import interest_pb2 as pb
-from interest_server.keys import user_key_pattern
+from interest_server.state.keys import user_key_pattern
 
 from .conftest import GENRES, catalog_items, event
 

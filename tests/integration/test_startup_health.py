@@ -13,10 +13,10 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import SERVICE_NAME, RunningServer, create_server
-from interest_server.encoder import TextEncoder
-from interest_server.redis_launcher import free_port
-from interest_server.startup import STARTING_MESSAGE
+from interest_server.api.app import SERVICE_NAME, RunningServer, create_server
+from interest_server.api.startup import STARTING_MESSAGE
+from interest_server.model.encoder import TextEncoder
+from interest_server.ops.redis_launcher import free_port
 
 from .conftest import preload_catalog, settings_for
 

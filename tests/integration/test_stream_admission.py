@@ -14,9 +14,9 @@ import grpc
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import create_server
+from interest_server.api.app import create_server
 from interest_server.config import Settings
-from interest_server.encoder import TextEncoder
+from interest_server.model.encoder import TextEncoder
 
 from .conftest import event, settings_for
 

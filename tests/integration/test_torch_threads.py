@@ -8,8 +8,8 @@ import pytest
 import redis
 import torch
 from interest_server import config
-from interest_server.app import create_server
-from interest_server.encoder import TextEncoder
+from interest_server.api.app import create_server
+from interest_server.model.encoder import TextEncoder
 
 from .conftest import settings_for
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from interest.v1 import interest_pb2 as pb
-from interest_server.app import RunningServer
+from interest_server.api.app import RunningServer
 
 from .conftest import GENRES
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer, create_server
-from interest_server.encoder import TextEncoder
+from interest_server.api.app import RunningServer, create_server
+from interest_server.model.encoder import TextEncoder
 
 from .conftest import catalog_items, event, settings_for, start_server_process
 

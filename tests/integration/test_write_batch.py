@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import redis
 from interest_server.events import EventRecord, EventType
-from interest_server.interest_model import DecayedAverageModel
-from interest_server.keys import user_keys
-from interest_server.user_record import UserRecord
-from interest_server.user_store import (
+from interest_server.model.interest_model import DecayedAverageModel
+from interest_server.state.keys import user_keys
+from interest_server.state.user_record import UserRecord
+from interest_server.state.user_store import (
     WRITE_FORMAT1,
     WRITTEN,
     UserStateCache,

@@ -24,10 +24,10 @@ import redis
 from interest.v1 import interest_pb2 as pb
 from interest_server.config import Settings
 from interest_server.events import EventRecord, EventType
-from interest_server.interest_model import DecayedAverageModel, WeightedItem, event_weight
-from interest_server.keys import item_key, user_keys
-from interest_server.redis_launcher import EmbeddedRedis, free_port
-from interest_server.user_record import UserRecord, event_id_hash, fingerprint_bits
+from interest_server.model.interest_model import DecayedAverageModel, WeightedItem, event_weight
+from interest_server.ops.redis_launcher import EmbeddedRedis, free_port
+from interest_server.state.keys import item_key, user_keys
+from interest_server.state.user_record import UserRecord, event_id_hash, fingerprint_bits
 
 from tests.conftest import server_child_env
 

@@ -16,8 +16,8 @@ import grpc
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer, create_server
-from interest_server.redis_launcher import EmbeddedRedis
+from interest_server.api.app import RunningServer, create_server
+from interest_server.ops.redis_launcher import EmbeddedRedis
 
 from .conftest import catalog_items, connect, event, frozen, settings_for, stored_ids
 

@@ -17,9 +17,9 @@ import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server.config import Settings
-from interest_server.keys import POPULARITY, user_key_pattern
-from interest_server.redis_launcher import EmbeddedRedis
-from interest_server.user_store import POPULARITY_EPOCH_MS
+from interest_server.ops.redis_launcher import EmbeddedRedis
+from interest_server.state.keys import POPULARITY, user_key_pattern
+from interest_server.state.user_store import POPULARITY_EPOCH_MS
 
 from .conftest import (
     ITEM_IDS,

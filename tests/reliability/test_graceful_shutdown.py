@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.redis_launcher import EmbeddedRedis
+from interest_server.ops.redis_launcher import EmbeddedRedis
 
 from .conftest import catalog_items, check_all, connect, event, server_log, start_server
 

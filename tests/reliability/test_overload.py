@@ -13,7 +13,7 @@ import grpc
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.redis_launcher import EmbeddedRedis
+from interest_server.ops.redis_launcher import EmbeddedRedis
 
 from .conftest import (
     ServerProcess,

@@ -17,9 +17,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import SERVICE_NAME, create_server
+from interest_server.api.app import SERVICE_NAME, create_server
 from interest_server.config import Settings
-from interest_server.redis_launcher import EmbeddedRedis
+from interest_server.ops.redis_launcher import EmbeddedRedis
 
 from .conftest import catalog_items, connect, event, settings_for, stored_ids
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from interest.v1 import interest_pb2 as pb
 from interest_client import InterestClient
-from interest_server.redis_launcher import free_port
+from interest_server.ops.redis_launcher import free_port
 
 from .conftest import (
     ServerProcess,

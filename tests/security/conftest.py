@@ -13,8 +13,8 @@ import pytest
 import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer, create_server
-from interest_server.encoder import TextEncoder
+from interest_server.api.app import RunningServer, create_server
+from interest_server.model.encoder import TextEncoder
 
 from ..integration.conftest import catalog_items, encoder, settings_for  # noqa: F401
 

@@ -14,10 +14,10 @@ from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_client import cli
 from interest_client.client import InterestClient, InterestError
-from interest_server import auth
-from interest_server.app import RunningServer
+from interest_server.api import auth
+from interest_server.api.app import RunningServer
 from interest_server.config import Settings, from_env
-from interest_server.encoder import TextEncoder
+from interest_server.model.encoder import TextEncoder
 
 from .conftest import NO_OPENSSL, Certs, start_server, upsert_catalog
 

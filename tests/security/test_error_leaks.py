@@ -15,11 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
 from interest_server import cli as server_cli
-from interest_server.app import RunningServer
-from interest_server.auth import AuthInterceptor, parse_tokens
+from interest_server.api.app import RunningServer
+from interest_server.api.auth import AuthInterceptor, parse_tokens
+from interest_server.api.registration import add_servicer
+from interest_server.api.service import InterestService
 from interest_server.config import from_env
-from interest_server.registration import add_servicer
-from interest_server.service import InterestService
 
 from ..integration.conftest import event
 

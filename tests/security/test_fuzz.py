@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer
-from interest_server.keys import CATALOG_CHANGES, CATALOG_IDS, POPULARITY, item_key, user_keys
+from interest_server.api.app import RunningServer
+from interest_server.state.keys import CATALOG_CHANGES, CATALOG_IDS, POPULARITY, item_key, user_keys
 
 from ..integration.conftest import catalog_items, event, settings_for
 from .conftest import keyspace

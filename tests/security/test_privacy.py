@@ -10,9 +10,9 @@ import pytest
 import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.app import RunningServer
-from interest_server.encoder import TextEncoder
-from interest_server.keys import user_key_pattern, user_keys
+from interest_server.api.app import RunningServer
+from interest_server.model.encoder import TextEncoder
+from interest_server.state.keys import user_key_pattern, user_keys
 
 from ..integration.conftest import event
 from .conftest import start_server, upsert_catalog

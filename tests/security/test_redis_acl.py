@@ -14,9 +14,11 @@ import pytest
 import redis
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server.encoder import TextEncoder
-from interest_server.redis_conn import RESP_PROTOCOL, connect_redis, probe_client
-from interest_server.redis_launcher import EmbeddedRedisCluster, find_redis_server, free_port
+from interest_server.model.encoder import TextEncoder
+from interest_server.ops.redis_launcher import find_redis_server
+from interest_server.state.redis_conn import RESP_PROTOCOL, connect_redis, probe_client
+
+from tests.redis_cluster import EmbeddedRedisCluster, free_port
 
 from ..integration.conftest import event
 from .conftest import Certs, start_server, upsert_catalog

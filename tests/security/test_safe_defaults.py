@@ -35,10 +35,11 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interest.v1 import interest_pb2 as pb
 from interest.v1 import interest_pb2_grpc
-from interest_server import config, metrics
+from interest_server import config
 from interest_server.cli import exposure_error
 from interest_server.config import Settings
-from interest_server.redis_launcher import CONF_NAME, URL_FILE_NAME, free_port, start_embedded
+from interest_server.ops import metrics
+from interest_server.ops.redis_launcher import CONF_NAME, URL_FILE_NAME, free_port, start_embedded
 
 from tests.conftest import server_child_env
 

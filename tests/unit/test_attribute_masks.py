@@ -7,10 +7,10 @@ import random
 
 import numpy as np
 import pytest
-from interest_server.concepts import Polarity
-from interest_server.conceptualizer import GroundedConcept, StoredConcept
-from interest_server.item_index import CatalogItem, IndexView, ItemIndex
-from interest_server.ranking import Ranker, RankOptions
+from interest_server.model.concepts import Polarity
+from interest_server.model.conceptualizer import GroundedConcept, StoredConcept
+from interest_server.recommend.item_index import CatalogItem, IndexView, ItemIndex
+from interest_server.recommend.ranking import Ranker, RankOptions
 
 DIM = 8
 NAMES = ("genre", "year", "tag")

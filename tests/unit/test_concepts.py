@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from interest_server.concepts import ConceptPhrase, Polarity, merge_concepts, parse_concepts
+from interest_server.model.concepts import ConceptPhrase, Polarity, merge_concepts, parse_concepts
 
 P, N = Polarity.POSITIVE, Polarity.NEGATIVE
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from interest_server.concepts import ConceptPhrase, Polarity
-from interest_server.conceptualizer import Conceptualizer, StoredConcept, dumps, loads
+from interest_server.model.concepts import ConceptPhrase, Polarity
+from interest_server.model.conceptualizer import Conceptualizer, StoredConcept, dumps, loads
 
 P, N = Polarity.POSITIVE, Polarity.NEGATIVE
 DIM = 16

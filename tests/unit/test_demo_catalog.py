@@ -10,8 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from interest_server import demo
-from interest_server.demo_catalog import (
+from interest_server.offline import demo
+from interest_server.offline.demo_catalog import (
     FILMS_RESOURCE,
     GENRES,
     TasteModel,
@@ -19,7 +19,7 @@ from interest_server.demo_catalog import (
     load_demo_catalog,
     load_films,
 )
-from interest_server.movielens import Interaction, Movie, MovieLens
+from interest_server.offline.movielens import Interaction, Movie, MovieLens
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_films_are_a_few_hundred_with_the_genres_the_scenario_needs() -> None:
 
 def test_the_films_file_is_installed_as_package_data() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["interest_server"]
+    patterns = config["tool"]["setuptools"]["package-data"]["interest_server.offline"]
     assert any(fnmatch.fnmatch(FILMS_RESOURCE, p) for p in patterns), patterns
 
 

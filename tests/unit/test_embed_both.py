@@ -11,9 +11,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from interest_server.concepts import ConceptPhrase, Polarity  # noqa: E402
-from interest_server.conceptualizer import Conceptualizer  # noqa: E402
-from interest_server.encoder import TextEncoder  # noqa: E402
+from interest_server.model.concepts import ConceptPhrase, Polarity  # noqa: E402
+from interest_server.model.conceptualizer import Conceptualizer  # noqa: E402
+from interest_server.model.encoder import TextEncoder  # noqa: E402
 
 PHRASES = [
     "mystery films",

@@ -12,7 +12,7 @@ from tests.conftest import server_child_env
 _LOAD = """
 import logging
 logging.basicConfig(level=logging.INFO)
-from interest_server.encoder import TextEncoder
+from interest_server.model.encoder import TextEncoder
 encoder = TextEncoder(runtime="torchscript")
 encoder.warm()
 print("runtime", encoder.runtime)

@@ -10,8 +10,8 @@ import torch
 
 # tests/conftest.py sets HF_HUB_OFFLINE before anything imports transformers.
 from interest_server import config
-from interest_server import encoder as encoder_module
-from interest_server.encoder import (
+from interest_server.model import encoder as encoder_module
+from interest_server.model.encoder import (
     RUNTIMES,
     TextEncoder,
     default_model_dir,

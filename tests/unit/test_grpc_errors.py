@@ -10,7 +10,7 @@ import grpc
 import pytest
 import redis
 from interest_server import errors
-from interest_server.grpc_errors import INTERNAL_MESSAGE, rpc, status_for
+from interest_server.api.grpc_errors import INTERNAL_MESSAGE, rpc, status_for
 
 SECRET = "Error 111 connecting to 10.1.2.3:6379. Connection refused."
 C = grpc.StatusCode
@@ -66,7 +66,7 @@ def test_redis_errors_do_not_echo_their_text(exc: Exception, code: grpc.StatusCo
 ])
 def test_unexpected_errors_are_internal_with_a_request_id(
         exc: Exception, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="interest_server.grpc_errors")
+    caplog.set_level(logging.ERROR, logger="interest_server.api.grpc_errors")
     code, message = status_for(exc)
     assert code == C.INTERNAL
     assert "hunter2" not in message

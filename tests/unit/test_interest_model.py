@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from interest_server.events import EventType
-from interest_server.interest_model import (
+from interest_server.model.interest_model import (
     EVENT_WEIGHTS,
     DecayedAverageModel,
     WeightedItem,

@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from interest_server.concepts import Polarity
-from interest_server.conceptualizer import GroundedConcept, StoredConcept
-from interest_server.item_index import CatalogItem, IndexView, ItemIndex
-from interest_server.ranking import Ranker, RankOptions, RankResult, RecentItem
-from interest_server.scan import Scanner, build_scanner
+from interest_server.model.concepts import Polarity
+from interest_server.model.conceptualizer import GroundedConcept, StoredConcept
+from interest_server.recommend.item_index import CatalogItem, IndexView, ItemIndex
+from interest_server.recommend.ranking import Ranker, RankOptions, RankResult, RecentItem
+from interest_server.recommend.scan import Scanner, build_scanner
 
 DIM = 64
 GENRES = ("Comedy", "Drama", "Horror", "Romance", "Western", "Noir")
@@ -136,7 +136,7 @@ def test_every_row_proposed_gives_no_bound() -> None:
 def test_pruned_candidates_equal_the_full_rescore() -> None:
     """Rows whose estimate cannot reach the top k are not re-scored in fp32, and the list is
     still the fp32 one, also when stale (delta) rows carry misleading estimates."""
-    from interest_server.ranking import _reachable
+    from interest_server.recommend.ranking import _reachable
 
     rng = np.random.default_rng(10)
     vectors = unit(rng.standard_normal((6000, DIM)))

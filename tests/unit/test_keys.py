@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from interest_server.keys import item_key, user_key_pattern, user_keys
+from interest_server.state.keys import item_key, user_key_pattern, user_keys
 
 SLOTS = 16384
 

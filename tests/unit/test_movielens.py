@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from interest_server.movielens import (
+from interest_server.offline.movielens import (
     Interaction,
     LooTarget,
     Movie,

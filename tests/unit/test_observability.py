@@ -10,7 +10,7 @@ from concurrent import futures
 
 import grpc
 import pytest
-from interest_server import logs, metrics, tracing
+from interest_server.ops import logs, metrics, tracing
 
 SERVICE = "test.v1.Echo"
 

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from interest_server.concepts import Polarity
-from interest_server.conceptualizer import GroundedConcept, StoredConcept, ground
-from interest_server.item_index import CatalogItem, ItemIndex, StaleView, embedding_text
-from interest_server.ranking import (
+from interest_server.model.concepts import Polarity
+from interest_server.model.conceptualizer import GroundedConcept, StoredConcept, ground
+from interest_server.recommend.item_index import CatalogItem, ItemIndex, StaleView, embedding_text
+from interest_server.recommend.ranking import (
     REASON_BEHAVIOUR,
     REASON_CONCEPT,
     REASON_POPULAR,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import redis
-from interest_server import redis_launcher
-from interest_server.redis_launcher import (
+from interest_server.ops import redis_launcher
+from interest_server.ops.redis_launcher import (
     EmbeddedRedis,
     _bundled_redis_server,
     _ensure_executable,
@@ -284,7 +284,7 @@ def test_a_redis7_data_dir_is_refused_by_redis6(tmp_path: Path,
 _CHILD = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from interest_server.redis_launcher import EmbeddedRedis
+    from interest_server.ops.redis_launcher import EmbeddedRedis
 
     server = EmbeddedRedis(Path(sys.argv[1]))
     server.start()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from interest_server import redis_launcher
-from interest_server.redis_launcher import (
+from interest_server.ops import redis_launcher
+from interest_server.ops.redis_launcher import (
     REDIS_SERVER_ENV,
     EmbeddedRedis,
     _bundled_redis_server,

@@ -11,8 +11,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from interest_server.concepts import ConceptPhrase, Polarity, parse_concepts  # noqa: E402
-from interest_server.rewriter import (  # noqa: E402
+from interest_server.model.concepts import ConceptPhrase, Polarity, parse_concepts  # noqa: E402
+from interest_server.model.rewriter import (  # noqa: E402
     PROMPT,
     REWRITER_WEIGHT,
     GenerativeRewriter,

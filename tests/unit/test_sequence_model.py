@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from interest_server.sequence_model import (
+from interest_server.model.sequence_model import (
     SeqConfig,
     SeqRecNet,
     SequenceInterestModel,
     save_checkpoint,
 )
-from interest_server.training import (
+from interest_server.offline.training import (
     SplitData,
     TrainConfig,
     _fast_evaluate,

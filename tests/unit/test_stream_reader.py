@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from interest_server.stream_reader import StreamReader
+from interest_server.api.stream_reader import StreamReader
 
 
 class Feed:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from interest_server.auth import TokenTable, parse_tokens
+from interest_server.api.auth import TokenTable, parse_tokens
+from interest_server.api.tenants import TenantResolver, named_tenant
 from interest_server.errors import InvalidArgument, PermissionDenied
-from interest_server.keys import DEFAULT_KEYS, KeySpace, user_keys
-from interest_server.tenancy import TenantResolver, named_tenant
+from interest_server.state.keys import DEFAULT_KEYS, KeySpace, user_keys
 from redis.crc import key_slot
 
 

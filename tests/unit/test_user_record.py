@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from interest_server.user_record import (
+from interest_server.state.user_record import (
     EVENT_DTYPE,
     HEADER,
     NO_ITEM,

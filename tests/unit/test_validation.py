@@ -5,10 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from interest_server.config import Settings
-from interest_server.errors import InvalidArgument
-from interest_server.events import EventRecord, EventType
-from interest_server.validation import (
+from interest_server.api.validation import (
     MAX_TIMESTAMP_MS,
     check_attributes,
     check_count,
@@ -18,6 +15,9 @@ from interest_server.validation import (
     check_unit_float,
     validate_event,
 )
+from interest_server.config import Settings
+from interest_server.errors import InvalidArgument
+from interest_server.events import EventRecord, EventType
 
 SETTINGS = Settings(max_id_length=8, max_k=50, default_k=7, max_attributes_per_item=3)
 

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from interest_server import caller
+from interest_server.engine.write_combiner import WriteCombiner
 from interest_server.errors import Cancelled, Unavailable
-from interest_server.write_combiner import WriteCombiner
 
 
 class SlowWrite:

@@ -1,0 +1,1 @@
+"""Use cases: ingest, encode, recommend, watch, one engine per tenant."""

@@ -1,0 +1,270 @@
+"""The interest engine: the domain operations behind every RPC, free of gRPC."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from interest_server.config import Settings
+from interest_server.engine.watch import ChangeNotifier
+from interest_server.engine.write_combiner import WriteCombiner
+from interest_server.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from interest_server.events import EventRecord, EventResult, EventType, Outcome, RejectReason
+from interest_server.model import conceptualizer as cz
+from interest_server.model.concepts import ConceptPhrase, Polarity
+from interest_server.model.interest_model import DecayedAverageModel, InterestFunction
+from interest_server.ops import metrics
+from interest_server.recommend.item_index import CatalogItem, ItemIndex, StaleView, embedding_text
+from interest_server.recommend.ranking import Ranker, RankOptions, RankResult, RecentItem
+from interest_server.state.catalog import CatalogFollower, CatalogStore
+from interest_server.state.keys import DEFAULT_KEYS, KeySpace
+from interest_server.state.user_store import UserSnapshot, UserStateCache, UserStore
+
+log = logging.getLogger(__name__)
+
+POPULARITY_CANDIDATES = 2000
+"""How many of the most popular items a cold-start list is drawn from."""
+RANK_ATTEMPTS = 3
+"""Index views Recommend tries when compactions (item_index.py) keep making them stale."""
+
+_VERBS = {EventType.VIEW: "viewed", EventType.CLICK: "clicked", EventType.LIKE: "liked",
+          EventType.PURCHASE: "bought", EventType.RATING: "rated"}
+
+
+def load_interest_function(settings: Settings, encoder: Encoder,
+                           text_vector: Callable[[str], np.ndarray]) -> InterestFunction:
+    """The learned model named by settings, else the decayed average of text vectors."""
+    if not settings.interest_model_path:
+        return DecayedAverageModel(settings.half_life_s, version=encoder.model_id,
+                                   dim=encoder.dim)
+    from interest_server.model.learned_interest import LearnedInterest
+    from interest_server.model.sequence_model import SequenceInterestModel
+
+    model = SequenceInterestModel.load(settings.interest_model_path)
+    if model.text_model_id != encoder.model_id:
+        raise FailedPrecondition(
+            f"interest model {settings.interest_model_path} was trained on text vectors of "
+            f"{model.text_model_id}, but the encoder is {encoder.model_id}")
+    log.info("interest model %s (dim %d, history %d)", model.version, model.dim, model.max_len)
+    return LearnedInterest(model, text_vector, encoder.dim)
+
+
+class Encoder:
+    """What the engine needs of a language model (TextEncoder implements it)."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # pragma: no cover
+
+    def embed_concepts(self, phrases: Sequence[str]) -> np.ndarray: ...  # pragma: no cover
+
+
+@dataclass
+class UserView:
+    """A user's state as GetUserState reports it."""
+
+    snapshot: UserSnapshot
+    concepts: list[cz.GroundedConcept]
+    interest: np.ndarray | None
+
+
+class InterestEngine:
+    """Owns one tenant's stores, item index and model; one per tenant and server process."""
+
+    def __init__(self, settings: Settings, client: redis.Redis, encoder: Encoder,
+                 rewrite: Callable[[str], list[ConceptPhrase]] | None = None,
+                 keys: KeySpace = DEFAULT_KEYS, state_cache: UserStateCache | None = None
+                 ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.redis = client
+        self.encoder = encoder
+        self.model = load_interest_function(settings, encoder, self._item_vector)
+        self.users = UserStore(client, self.model, settings.window_size, settings.dedupe_ttl_s,
+                               settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s,
+                               keys=keys, cache=state_cache if state_cache is not None
+                               else UserStateCache(settings.user_cache_size))
+        self.catalog = CatalogStore(client, settings.catalog_stream_maxlen, keys)
+        behaviour_embed = getattr(self.model, "item_matrix", None)
+        self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts,
+                               behaviour_embed=behaviour_embed,
+                               behaviour_dim=self.model.dim if behaviour_embed else 0,
+                               ann_min_items=settings.ann_min_items)
+        self.follower = CatalogFollower(self.catalog, self.index, encoder.model_id,
+                                        encoder.embed)
+        self.ranker = Ranker(self.index)
+        self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.embed,
+                                                encoder.model_id, rewrite,
+                                                embed_both=getattr(encoder, "embed_both", None))
+        self.notifier = ChangeNotifier(client, keys)  # wakes watchers on every process
+        self._combiner = WriteCombiner(self._ingest_now, settings.coalesce_events,
+                                       on_group=metrics.WRITE_CALLS.observe)
+
+    def start(self) -> None:
+        """Load the catalog and follow its changes."""
+        self.follower.load()
+        self.index.build_scanner()  # before SERVING, so the first requests are fast too
+        self.follower.start()
+
+    def stop(self) -> None:
+        """Stop background work."""
+        self.follower.stop()
+
+    # ---- events -------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[EventRecord | EventResult]) -> list[EventResult]:
+        """Apply validated events; items in `events` that are already results pass through.
+
+        Events about items unknown to the catalog are rejected in band. Calls that arrive while
+        another call's write is in flight are written together with it (write_combiner.py).
+        """
+        return self._combiner.submit(events)
+
+    def _ingest_now(self, events: Sequence[EventRecord | EventResult]) -> list[EventResult]:
+        results: list[EventResult | None] = [None] * len(events)
+        todo: list[tuple[int, EventRecord]] = []
+        for i, ev in enumerate(events):
+            if isinstance(ev, EventResult):
+                results[i] = ev
+            elif ev.item_id not in self.index and not self._known_in_store(ev.item_id):
+                results[i] = EventResult(Outcome.REJECTED, 0, RejectReason.UNKNOWN_ITEM,
+                                         f"item_id {ev.item_id!r} is not in the catalog")
+            else:
+                todo.append((i, ev))
+        if todo:
+            # (The write script itself publishes each changed user for watchers.)
+            applied = self.users.apply_events([ev for _, ev in todo], self._item_vector)
+            for (i, _), result in zip(todo, applied, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _known_in_store(self, item_id: str) -> bool:
+        # Another process may have upserted it a moment ago; catch up before rejecting.
+        item = self.catalog.fetch([item_id])[0]
+        if item is None:
+            return False
+        self.index.upsert(self.follower.current_model([item]))
+        return True
+
+    def _item_vector(self, item_id: str) -> np.ndarray:
+        vec = self.index.vector(item_id)
+        if vec is None:  # deleted between the check and now: contributes nothing
+            return np.zeros(self.encoder.dim, dtype=np.float32)
+        return vec
+
+    # ---- concepts -----------------------------------------------------------------------
+
+    def encode_interest(self, user_id: str, text: str, merge: bool
+                        ) -> tuple[list[cz.GroundedConcept], list[cz.GroundedConcept]]:
+        """Parse, encode and store concepts; returns (found in text, stored after).
+
+        At most `max_concepts_per_user` are stored: a description that alone states more is
+        refused (InvalidArgument), and so is a merge that would grow the stored set past the
+        cap (ResourceExhausted); either way nothing changes. The check runs inside the store's
+        compare-and-set, so two concurrent merges never exceed the cap together: the second
+        one re-reads the first one's concepts and is checked again. A merge that adds nothing
+        new is allowed even above a cap lowered since the concepts were stored.
+        """
+        cap = self.settings.max_concepts_per_user
+        found = self.conceptualizer.encode(text)
+        if len(found) > cap:
+            raise InvalidArgument(
+                f"text states {len(found)} concepts; the limit is {cap} per user "
+                f"(max_concepts_per_user): describe fewer interests")
+        stored: list[cz.StoredConcept] = []
+
+        def update(current: bytes | None) -> bytes:
+            nonlocal stored
+            old = self.conceptualizer.current(cz.loads(current)) if merge else []
+            stored = self.conceptualizer.merge(old, found)
+            if len(stored) > cap and len(stored) > len(old):
+                raise ResourceExhausted(
+                    f"user {user_id!r} has {len(old)} concepts and this merge would store "
+                    f"{len(stored)}; the limit is {cap} per user (max_concepts_per_user): "
+                    f"use ENCODE_MODE_REPLACE to restate the whole description, or DeleteUser "
+                    f"to start over")
+            return cz.dumps(stored)
+
+        self.users.store_concepts(user_id, update)
+        self.notifier.changed([user_id])
+        return self.ground(found), self.ground(stored)
+
+    def ground(self, concepts: list[cz.StoredConcept]) -> list[cz.GroundedConcept]:
+        """Link concepts to the catalog's current attribute vocabulary."""
+        pairs, vocab = self.index.vocabulary()
+        return cz.ground(concepts, pairs, vocab, self.settings.grounding_threshold,
+                         self.settings.grounding_margin)
+
+    # ---- recommendations ----------------------------------------------------------------
+
+    def recommend(self, user_id: str, opts: RankOptions) -> tuple[RankResult, int]:
+        """Rank the catalog for a user; returns the result and the state version used."""
+        snap = self.users.snapshot(user_id)
+        concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
+        interest = self.model.interest(snap.accumulator) if snap.model == \
+            self.model.version else None
+        recent = [RecentItem(e["i"], _VERBS[EventType(e["t"])]) for e in snap.recent
+                  if EventType(e["t"]) in _VERBS and not (
+                      e["t"] == EventType.RATING and (e.get("v") or 0) < 3)]
+        popularity = {} if interest is not None or any(
+            c.concept.polarity == Polarity.POSITIVE for c in concepts) else dict(
+            self.users.popular(POPULARITY_CANDIDATES))
+        for _attempt in range(RANK_ATTEMPTS):
+            try:
+                result = self.ranker.rank(self.index.view(), interest, concepts,
+                                          sorted(snap.consumed), recent, popularity, opts,
+                                          standardise=self.model.standardise_scores)
+                return result, snap.version
+            except StaleView:
+                continue
+        # Compactions kept replacing the index under the ranker: transient, so UNAVAILABLE,
+        # which clients retry (INVALID_ARGUMENT would tell them the request itself is wrong).
+        raise Unavailable(f"the catalog index was compacted {RANK_ATTEMPTS} times while "
+                          f"ranking; this is transient, retry")
+
+    # ---- catalog ------------------------------------------------------------------------
+
+    def upsert_items(self, items: Sequence[tuple[str, str, dict[str, tuple[str, ...]]]]) -> int:
+        """Embed and store items; they are in this process's index on return."""
+        if not items:
+            return 0
+        vectors = self.encoder.embed([embedding_text(text, attrs) for _, text, attrs in items])
+        catalog_items = [CatalogItem(item_id, text, attrs, vec, self.encoder.model_id)
+                         for (item_id, text, attrs), vec in zip(items, vectors, strict=True)]
+        self.catalog.upsert(catalog_items)
+        self.index.upsert(catalog_items)
+        return len(catalog_items)
+
+    def delete_items(self, item_ids: Sequence[str]) -> int:
+        """Remove items from Redis and this process's index."""
+        deleted = self.catalog.delete(item_ids)
+        self.index.delete(item_ids)
+        return deleted
+
+    def catalog_size(self) -> int:
+        """Items in this process's index."""
+        return len(self.index)
+
+    # ---- users --------------------------------------------------------------------------
+
+    def user_state(self, user_id: str) -> UserView:
+        """Everything stored about a user."""
+        snap = self.users.snapshot(user_id)
+        concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
+        return UserView(snap, concepts, self.model.interest(snap.accumulator))
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase every key of the user."""
+        deleted = self.users.delete_user(user_id)
+        self.notifier.changed([user_id])
+        return deleted

@@ -1,0 +1,1 @@
+"""Models: the text encoder, concept extraction and grounding, interest functions."""

@@ -1,0 +1,1 @@
+"""Offline tools: training, evaluation, datasets, the demo, bulk import."""

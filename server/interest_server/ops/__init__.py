@@ -1,0 +1,1 @@
+"""Operations: metrics, logs, tracing, process supervision, the embedded Redis."""

@@ -1,0 +1,1 @@
+"""Ranking: the in-memory item index, its scanners, and ranking with explanations."""

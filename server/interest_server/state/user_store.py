@@ -1,0 +1,474 @@
+"""Per-user interest state in Redis: atomic, idempotent event application and state reads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from interest_server.caller import check_waiting
+from interest_server.errors import Aborted
+from interest_server.events import EventRecord, EventResult, EventType, Outcome, RejectReason
+from interest_server.model.interest_model import (
+    HistoryEntry,
+    InterestFunction,
+    WeightedItem,
+    event_weight,
+)
+from interest_server.state.keys import DEFAULT_KEYS, KeySpace, UserKeys
+from interest_server.state.redis_conn import ScriptBatch, is_cluster
+from interest_server.state.user_record import (
+    NewEvent,
+    UserRecord,
+    event_id_hash,
+    fingerprint_bits,
+    from_format1,
+    new_epoch,
+)
+
+log = logging.getLogger(__name__)
+
+WRITTEN, WRITE_FORMAT1 = 1, 2
+"""write_record.lua's replies besides 0 (the user moved)."""
+MAX_CAS_ATTEMPTS = 32
+"""Optimistic retries before giving up with ABORTED (only under extreme same-user contention)."""
+POPULARITY_EPOCH_MS = 1_767_225_600_000  # 2026-01-01: forward decay is relative to this.
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+def pack_vector(vec: np.ndarray) -> bytes:
+    """Little-endian float32 bytes."""
+    return np.asarray(vec, dtype="<f4").tobytes()
+
+
+def unpack_vector(raw: bytes | None) -> np.ndarray | None:
+    """Inverse of pack_vector; None stays None."""
+    if not raw:
+        return None
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+
+@dataclass
+class UserSnapshot:
+    """What Recommend and GetUserState need of one user, read in one round trip."""
+
+    user_id: str
+    version: int = 0
+    accumulator: np.ndarray | None = None
+    model: str = ""
+    event_count: int = 0
+    recent: list[dict] = field(default_factory=list)
+    consumed: set[str] = field(default_factory=set)
+    concepts_json: bytes | None = None
+
+
+@dataclass
+class _Pending:
+    """One user's share of a batch while it is being applied."""
+
+    user_id: str
+    keys: UserKeys
+    indices: list[int]
+    format1: bool = False
+    """The write script found the user in record format 1: read and convert it."""
+
+
+@dataclass
+class _Write:
+    """One user's event write (write_record.lua without concepts), with the popularity its
+    events add if written."""
+
+    keys: list[str]
+    """All of the user's keys (UserKeys.all())."""
+    expected: bytes
+    record: bytes
+    format1_mark: str
+    channel: str
+    popularity: list[float | str]
+
+    def script_args(self, ttl_s: int) -> list[bytes | str | int]:
+        """ARGV of write_record.lua for this write."""
+        return [self.expected, self.record, ttl_s, self.format1_mark, 0, b"", self.channel]
+
+
+@dataclass
+class _Loaded:
+    """A user's record as read, with what the write script must find to replace it."""
+
+    record: UserRecord
+    expected: bytes
+    """The stored record's header; b'' when there was no record."""
+    format1_mark: str = ""
+    """'<v>:<e>' of a format-1 state the record was converted from; '' when there was none."""
+    concepts: bytes | None = None
+
+
+@dataclass(frozen=True)
+class CachedState:
+    """The record this process last wrote for a user, to write the next events without reading
+    first. The write script compares the header with Redis, so a stale entry costs one round
+    trip and a re-read, never a lost update."""
+
+    record: UserRecord
+
+
+class UserStateCache:
+    """A bounded LRU of CachedState, shared by the tenants of a process (keys are full Redis
+    keys, so tenants never collide). Thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, CachedState] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> CachedState | None:
+        """The entry for a user's record key, or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: str, entry: CachedState) -> None:
+        """Remember an entry, evicting the least recently used beyond capacity."""
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        """Forget a user (its state changed in a way this process did not compute)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class UserStore:
+    """Reads and writes user state. A user's behaviour state is one record (user_record.py);
+    every write replaces it with a Lua compare-and-set on its header, so two server processes
+    writing the same user never lose each other's updates."""
+
+    def __init__(self, client: redis.Redis, interest: InterestFunction, window_size: int,
+                 dedupe_ttl_s: int, popularity_half_life_s: float, user_ttl_s: int = 0,
+                 keys: KeySpace = DEFAULT_KEYS, cache: UserStateCache | None = None) -> None:
+        self.redis = client
+        self.keys = keys
+        self.cache = cache if cache is not None and cache.capacity > 0 else None
+        self.user_ttl_s = user_ttl_s
+        self.interest = interest
+        self.model_id = interest.version
+        # The window must hold at least the history the interest function reads.
+        self.window_size = max(window_size, interest.history_length)
+        self.dedupe_ttl_ms = dedupe_ttl_s * 1000
+        self.popularity_half_life_ms = popularity_half_life_s * 1000.0
+        lua = Path(__file__).parent / "lua"
+        single = (lua / "write_record.lua").read_text()
+        self._write = client.register_script(single)
+        # On a single Redis, one call writes every user of a batch and counts the written
+        # events' popularity: write_records.lua applies the same script as a function per user
+        # (its KEYS and ARGV shadowed by that user's slices). A cluster refuses keys of several
+        # slots in one script, so there each user keeps its own call (ScriptBatch, one pipeline
+        # a node) and popularity follows in another.
+        self._write_many = None if is_cluster(client) else client.register_script(
+            "local function write_one(KEYS, ARGV)\n" + single + "\nend\n"
+            + (lua / "write_records.lua").read_text())
+        self._bump = client.register_script((lua / "bump_popularity.lua").read_text())
+
+    # ---- record reads -------------------------------------------------------------------
+
+    def _load(self, users: Sequence[UserKeys], with_concepts: bool = False,
+              format1: Sequence[bool] | bool = True) -> list[_Loaded]:
+        """Read users' records (and concepts) with one MGET. Where `format1` is true for a user
+        whose record is missing, format 1 is looked for too (one more round trip, only for
+        those; converted in memory, and the first write stores the conversion). The write path
+        skips that look-up: its script reports a format-1 user instead (WRITE_FORMAT1)."""
+        look = [format1] * len(users) if isinstance(format1, bool) else list(format1)
+        if not users:
+            return []
+        stride = 2 if with_concepts else 1
+        names = [key for keys in users
+                 for key in ((keys.record, keys.concepts) if with_concepts else (keys.record,))]
+        # One command for the lot on a single Redis; a cluster client splits it by slot.
+        values = (self.redis.mget_nonatomic(names) if is_cluster(self.redis)
+                  else self.redis.mget(names))
+        loaded: list[_Loaded] = []
+        missing: list[int] = []
+        for n, check in enumerate(look):
+            raw = values[stride * n]
+            concepts = values[stride * n + 1] if with_concepts else None
+            if raw:
+                record = UserRecord.decode(raw)
+                loaded.append(_Loaded(record, record.header(), "", concepts))
+            else:
+                loaded.append(_Loaded(UserRecord(), b"", "", concepts))
+                if check:
+                    missing.append(n)
+        if missing:
+            pipe = self.redis.pipeline(transaction=False)
+            for n in missing:
+                pipe.exists(users[n].state)
+            convert = [n for n, found in zip(missing, pipe.execute(), strict=True) if found]
+            if convert:
+                self._convert_format1([users[n] for n in convert],
+                                      [loaded[n] for n in convert])
+        return loaded
+
+    def _convert_format1(self, users: Sequence[UserKeys], loaded: Sequence[_Loaded]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for keys in users:
+            pipe.hgetall(keys.state)
+            pipe.lrange(keys.window, 0, -1)
+            pipe.smembers(keys.seen)
+            pipe.hgetall(keys.event_ids)
+            pipe.zrange(keys.event_times, 0, -1, withscores=True)
+        replies = pipe.execute()
+        for n, target in enumerate(loaded):
+            state, window, seen, ids, times = replies[5 * n:5 * n + 5]
+            if not state:  # deleted between the two reads: a new user
+                continue
+            target.record = from_format1(state, window, seen, ids, times)
+            target.format1_mark = (f"{int(state.get(b'v') or 0)}:"
+                                   f"{(state.get(b'e') or b'').decode()}")
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def apply_events(self, events: Sequence[EventRecord],
+                     item_vector: Callable[[str], np.ndarray]) -> list[EventResult]:
+        """Apply a batch (any mix of users); one result per event, in order.
+
+        Events must already be validated and refer to known items. Duplicates (same id, same
+        payload) are reported, conflicting replays rejected, and the rest applied atomically per
+        user; the write script publishes each changed user on its change channel. Raises redis
+        errors when Redis is unreachable: then nothing was acknowledged.
+        """
+        results: list[EventResult | None] = [None] * len(events)
+        pending: dict[str, _Pending] = {}
+        for i, ev in enumerate(events):
+            p = pending.get(ev.user_id)
+            if p is None:
+                p = pending[ev.user_id] = _Pending(ev.user_id, self.keys.user(ev.user_id), [])
+            p.indices.append(i)
+        received_ms = now_ms()
+        # Once per batch, whatever the retries.
+        fingerprints = [fingerprint_bits(ev.fingerprint()) for ev in events]
+        id_hashes = [event_id_hash(ev.event_id) for ev in events]
+        todo = list(pending.values())
+        for _attempt in range(MAX_CAS_ATTEMPTS):
+            if not todo:
+                break
+            todo = self._attempt(todo, events, fingerprints, id_hashes, results, item_vector,
+                                 received_ms)
+        if todo:
+            raise Aborted(f"{len(todo)} user(s) kept changing concurrently; retry the batch")
+        return [r for r in results if r is not None]
+
+    def _attempt(self, todo: list[_Pending], events: Sequence[EventRecord],
+                 fingerprints: Sequence[int], id_hashes: Sequence[int],
+                 results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
+                 received_ms: int) -> list[_Pending]:
+        """One optimistic round for the given users; returns the users to retry.
+
+        Users this process wrote last (in the cache) are written without a read: the script
+        compares the cached header with Redis and refuses a moved user, which sends it through
+        the read path on the retry."""
+        loaded: dict[str, _Loaded] = {}
+        if self.cache is not None:
+            for p in todo:
+                entry = self.cache.get(p.keys.record)
+                if entry is not None:
+                    loaded[p.user_id] = _Loaded(entry.record.copy(), entry.record.header())
+        to_read = [p for p in todo if p.user_id not in loaded]
+        for p, state in zip(to_read, self._load([p.keys for p in to_read],
+                                                format1=[p.format1 for p in to_read]),
+                            strict=True):
+            loaded[p.user_id] = state
+
+        writes: list[tuple[_Pending, list[int], list[int], UserRecord]] = []
+        calls: list[_Write] = []
+        for p in todo:
+            state = loaded[p.user_id]
+            record = state.record
+            # Only this batch's ids are looked up (found in the rows, no dict of all of them).
+            known = record.fingerprints_of([id_hashes[i] for i in p.indices])
+            new_idx, dup_idx = [], []
+            for i in p.indices:
+                h, fp = id_hashes[i], fingerprints[i]
+                stored = known.get(h)
+                if stored is None:
+                    known[h] = fp
+                    new_idx.append(i)
+                elif stored == fp:
+                    dup_idx.append(i)
+                else:
+                    results[i] = EventResult(
+                        Outcome.REJECTED, record.version, RejectReason.CONFLICTING_REPLAY,
+                        f"event_id {events[i].event_id!r} was already used for a different event")
+            if not new_idx:
+                for i in dup_idx:
+                    results[i] = EventResult(Outcome.DUPLICATE, record.version)
+                self._fix_conflict_versions(p, results, record.version)
+                continue
+            acc, t_ref = record.vector, record.t_ref
+            if acc is not None and record.model != self.model_id:
+                # Vectors of another model live in another space: start the accumulator over.
+                log.warning("user %s: interest vector from another model, restarting it",
+                            p.user_id)
+                acc, t_ref = None, 0
+            items = [WeightedItem(item_vector(events[i].item_id),
+                                  event_weight(events[i].type, events[i].value),
+                                  events[i].timestamp_ms or received_ms, events[i].item_id,
+                                  events[i].type) for i in new_idx]
+            history = [HistoryEntry(item, EventType(etype), ts) for item, etype, ts
+                       in record.history(self.interest.history_length)] \
+                if self.interest.history_length else []
+            acc, t_ref = self.interest.update(acc, t_ref, history, items)
+            record.vector, record.t_ref, record.model = acc, t_ref, self.model_id
+            record.version += 1
+            record.epoch = record.epoch or new_epoch()
+            record.applied += len(new_idx)
+            record.updated_ms = received_ms
+            record.add_events(
+                [NewEvent(events[i].event_id, id_hashes[i], fingerprints[i], events[i].item_id,
+                          int(events[i].type), events[i].value,
+                          events[i].timestamp_ms or received_ms) for i in new_idx],
+                received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
+            calls.append(_Write(p.keys.all(), state.expected, record.encode(),
+                                state.format1_mark, self.keys.channel(p.user_id),
+                                self._popularity([(events[i].item_id,
+                                                   events[i].timestamp_ms or received_ms)
+                                                  for i in new_idx])))
+            writes.append((p, new_idx, dup_idx, record))
+        if not writes:
+            return []
+        check_waiting()  # a caller that gave up while we read must see no late write
+        retry = []
+        for (p, new_idx, dup_idx, record), reply in zip(writes, self._run_writes(calls),
+                                                        strict=True):
+            if int(reply) != WRITTEN:  # the user moved, or is in format 1: re-read and retry
+                p.format1 = p.format1 or int(reply) == WRITE_FORMAT1
+                if self.cache is not None:
+                    self.cache.discard(p.keys.record)
+                for i in p.indices:
+                    results[i] = None
+                retry.append(p)
+                continue
+            if self.cache is not None:
+                self.cache.put(p.keys.record, CachedState(record))
+            for i in new_idx:
+                results[i] = EventResult(Outcome.APPLIED, record.version)
+            for i in dup_idx:
+                results[i] = EventResult(Outcome.DUPLICATE, record.version)
+            self._fix_conflict_versions(p, results, record.version)
+        return retry
+
+    def _run_writes(self, calls: list[_Write]) -> list[int]:
+        """write_record.lua for every call, and the popularity of the events of every call that
+        wrote, in one round trip on a single Redis (two on a cluster); one reply per call."""
+        if self._write_many is not None:  # write_records.lua's compact layout
+            keys: list[str] = []
+            args: list[bytes | str | int | float] = [self.user_ttl_s]
+            for c in calls:
+                # The format-1 keys only where the script may read them: no record yet.
+                own = c.keys if c.expected == b"" else c.keys[:2]
+                keys += own
+                args += [len(own), c.expected, c.record, c.format1_mark, c.channel,
+                         len(c.popularity) // 2, *c.popularity]
+            keys.append(self.keys.popularity)
+            return [int(r) for r in self._write_many(keys=keys, args=args)]
+        batch = ScriptBatch(self.redis, self._write)
+        for c in calls:
+            batch.add(c.keys, c.script_args(self.user_ttl_s))
+        replies = [int(r) for r in batch.execute()]
+        written = [a for c, r in zip(calls, replies, strict=True) if r == WRITTEN
+                   for a in c.popularity]
+        if written:
+            self._bump(keys=[self.keys.popularity], args=written)
+        return replies
+
+    @staticmethod
+    def _fix_conflict_versions(p: _Pending, results: list[EventResult | None],
+                               version: int) -> None:
+        for i in p.indices:
+            r = results[i]
+            if r is not None and r.outcome == Outcome.REJECTED:
+                results[i] = EventResult(r.outcome, version, r.reason, r.message)
+
+    def _popularity(self, applied: list[tuple[str, int]]) -> list[float | str]:
+        """(increment, item id) pairs, flat, of forward-decayed counts: each event adds
+        2^((t - epoch)/half_life), so newer events count more and scores never need
+        rewriting. Popularity is a cold-start prior."""
+        increments: dict[str, float] = {}
+        for item_id, ts in applied:
+            exponent = max(min((ts - POPULARITY_EPOCH_MS) / self.popularity_half_life_ms, 900.0),
+                           -900.0)
+            increments[item_id] = increments.get(item_id, 0.0) + 2.0 ** exponent
+        return [x for item_id, inc in increments.items() for x in (inc, item_id)]
+
+    def store_concepts(self, user_id: str,
+                       update: Callable[[bytes | None], bytes]) -> int:
+        """Read-modify-write the user's concepts; bumps the user's version. `update` may be
+        called more than once (once per attempt)."""
+        keys = self.keys.user(user_id)
+        for _attempt in range(MAX_CAS_ATTEMPTS):
+            (state,) = self._load([keys], with_concepts=True)
+            new = update(state.concepts)
+            record = state.record
+            record.version += 1
+            record.epoch = record.epoch or new_epoch()
+            reply = self._write(keys=keys.all(), args=[
+                state.expected, record.encode(), self.user_ttl_s, state.format1_mark, 1, new])
+            if int(reply) == WRITTEN:
+                if self.cache is not None:
+                    self.cache.put(keys.record, CachedState(record))
+                return record.version
+            if self.cache is not None:
+                self.cache.discard(keys.record)
+        raise Aborted(f"user {user_id!r} kept changing concurrently; retry")
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase every key of the user; returns how many existed."""
+        keys = self.keys.user(user_id)
+        if self.cache is not None:
+            self.cache.discard(keys.record)
+        return int(self.redis.delete(*keys.all()))
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def snapshot(self, user_id: str) -> UserSnapshot:
+        """Everything about one user: one MGET (and one EXISTS for a user with no record)."""
+        (state,) = self._load([self.keys.user(user_id)], with_concepts=True)
+        record = state.record
+        return UserSnapshot(user_id=user_id, version=record.version, accumulator=record.vector,
+                            model=record.model, event_count=record.applied,
+                            recent=record.recent(self.window_size),
+                            consumed=record.consumed(), concepts_json=state.concepts)
+
+    def popular(self, limit: int) -> list[tuple[str, float]]:
+        """The most popular items with their decayed counts."""
+        rows = self.redis.zrevrange(self.keys.popularity, 0, max(limit - 1, 0), withscores=True)
+        return [(item.decode(), float(score)) for item, score in rows]
+
+
+__all__ = ["CachedState", "UserStateCache", "UserStore", "UserSnapshot", "pack_vector",
+           "unpack_vector", "now_ms"]
