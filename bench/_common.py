@@ -24,7 +24,7 @@ from interest_client import InterestClient  # noqa: E402
 from interest_server.config import Settings  # noqa: E402
 from interest_server.model import conceptualizer  # noqa: E402
 from interest_server.model.concepts import Polarity  # noqa: E402
-from interest_server.model.encoder import default_model_dir, model_id_for  # noqa: E402
+from interest_server.model.encoder_weights import default_model_dir, model_id_for  # noqa: E402
 from interest_server.ops.redis_launcher import EmbeddedRedis  # noqa: E402
 from interest_server.recommend.item_index import CatalogItem  # noqa: E402
 from interest_server.state.catalog import CatalogStore  # noqa: E402

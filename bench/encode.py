@@ -19,7 +19,9 @@ from _common import (
     thread_env,
     write_result,
 )
-from interest_server.model.encoder import RUNTIMES, TextEncoder, default_model_dir
+from interest_server.model.encoder import TextEncoder
+from interest_server.model.encoder_runtime import RUNTIMES
+from interest_server.model.encoder_weights import default_model_dir
 from interest_server.offline.movielens import default_data_dir, load_movielens
 from interest_server.recommend.item_index import CatalogItem, embedding_text
 from interest_server.state.catalog import CatalogStore

@@ -17,13 +17,13 @@ import pytest
 from interest.v1 import interest_pb2 as pb
 from interest_client import InterestClient
 from interest_server.api.app import RunningServer
-from interest_server.offline.bulk_import import (
+from interest_server.offline.import_formats import (
     MS_THRESHOLD,
     ImportFileError,
     build_event,
     detect_layout,
-    import_file,
 )
+from interest_server.offline.import_stream import import_file
 
 from .conftest import catalog_items
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import redis
-from interest_server.events import EventRecord, EventType
+from interest_server.events import EventRecord, EventType, Outcome, RejectReason
 from interest_server.model.interest_model import DecayedAverageModel
 from interest_server.state.keys import user_keys
 from interest_server.state.user_record import UserRecord
@@ -75,3 +75,53 @@ def test_a_cached_user_gets_the_same_history_as_a_read_one(redis_client: redis.R
     expected = [[], ["i0"], ["i0", "i1"], ["i0", "i1", "i2"], ["i1", "i2", "i3"]]
     assert run(0, "read-each-time") == expected
     assert run(100, "cached") == expected
+
+
+def _like(event_id: str, user: str, item: str) -> EventRecord:
+    return EventRecord(event_id, user, item, EventType.LIKE, None, 1_800_000_000_000)
+
+
+def test_one_batch_sorts_new_duplicate_and_conflicting_events(
+        redis_client: redis.Redis) -> None:
+    """Results come back in event order, each at its user's version after the batch: a
+    conflicting replay of a user that was written reports the new version too."""
+    store = UserStore(redis_client, DecayedAverageModel(86400.0, dim=4), 50, 86400, 86400.0,
+                      cache=UserStateCache(100))
+    vec = np.ones(4, np.float32)
+    first = store.apply_events([_like("a1", "alice", "i1"), _like("b1", "bob", "i1")],
+                               lambda _item: vec)
+    assert [(r.outcome, r.user_version) for r in first] == [(Outcome.APPLIED, 1)] * 2
+    second = store.apply_events([
+        _like("a1", "alice", "i1"),  # a replay of a stored event
+        _like("a2", "alice", "i2"),  # new
+        _like("a1", "alice", "i9"),  # the stored id with another payload
+        _like("b1", "bob", "i1"),  # bob has nothing new: settled at the version read
+        _like("a2", "alice", "i2"),  # a replay of an event earlier in this batch
+        _like("b1", "bob", "i7"),
+    ], lambda _item: vec)
+    assert [(r.outcome, r.user_version) for r in second] == [
+        (Outcome.DUPLICATE, 2), (Outcome.APPLIED, 2), (Outcome.REJECTED, 2),
+        (Outcome.DUPLICATE, 1), (Outcome.DUPLICATE, 2), (Outcome.REJECTED, 1)]
+    assert second[2].reason == second[5].reason == RejectReason.CONFLICTING_REPLAY
+    assert "'a1'" in second[2].message and "'b1'" in second[5].message
+    stored = UserRecord.decode(redis_client.get(user_keys("alice").record))
+    assert (stored.version, stored.applied) == (2, 2)
+
+
+def test_a_stale_cached_record_is_read_again_and_applied(redis_client: redis.Redis) -> None:
+    """Another process wrote the user after this one cached it: the compare-and-set refuses
+    the cached header, and the retry reads the record and applies on top of it."""
+    vec = np.ones(4, np.float32)
+    cache = UserStateCache(100)
+    mine = UserStore(redis_client, DecayedAverageModel(86400.0, dim=4), 50, 86400, 86400.0,
+                     cache=cache)
+    other = UserStore(redis_client, DecayedAverageModel(86400.0, dim=4), 50, 86400, 86400.0)
+    mine.apply_events([_like("c1", "carol", "i1")], lambda _item: vec)
+    other.apply_events([_like("c2", "carol", "i2")], lambda _item: vec)
+    (result,) = mine.apply_events([_like("c3", "carol", "i3")], lambda _item: vec)
+    assert (result.outcome, result.user_version) == (Outcome.APPLIED, 3)
+    assert cache.hits == 1  # the stale entry was used once, then the record was read
+    stored = UserRecord.decode(redis_client.get(user_keys("carol").record))
+    assert (stored.version, stored.applied) == (3, 3)
+    entry = cache.get(user_keys("carol").record)
+    assert entry is not None and entry.record.version == 3

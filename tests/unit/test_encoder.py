@@ -13,7 +13,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from interest_server.model.encoder import TextEncoder, default_model_dir  # noqa: E402
+from interest_server.model.encoder import TextEncoder  # noqa: E402
+from interest_server.model.encoder_weights import default_model_dir  # noqa: E402
 
 TEXTS = [
     "Toy Story (1995). Genres: Animation, Children's, Comedy",

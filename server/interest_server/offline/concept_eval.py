@@ -15,7 +15,7 @@ from interest_server.offline.movielens import MovieLens
 if TYPE_CHECKING:  # pragma: no cover
     from interest_client import InterestClient
 
-    from interest_server.offline.evaluation import Split
+    from interest_server.offline.protocol import Split
 
 K = 10
 DEFAULT_PROBES = Path(__file__).resolve().parents[4] / "shared" / "eval" / "concept_probes.json"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,11 +14,12 @@ from tqdm import tqdm
 
 from interest_server.api.app import create_server
 from interest_server.config import Settings
-from interest_server.offline.movielens import Interaction, MovieLens, load_movielens, user_sequences
+from interest_server.offline.movielens import Interaction, MovieLens, load_movielens
+from interest_server.offline.plots import metric_bars
+from interest_server.offline.protocol import CUTOFFS, Split, leave_one_out, list_rank, rank_metrics
 
 log = logging.getLogger(__name__)
 
-CUTOFFS = (10, 20)
 METRICS = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 # RecBole 1.2.1 on the same split and protocol (history excluded), measured by the issue's author.
 RECBOLE_REFERENCE = {
@@ -33,48 +32,6 @@ RECBOLE_REFERENCE = {
     "RecBole SASRec": {"recall@10": 0.2100, "ndcg@10": 0.1044, "mrr@10": 0.0728,
                        "recall@20": 0.3065, "ndcg@20": 0.1286},
 }
-
-
-@dataclass
-class Split:
-    """Leave-one-out split: per user the training history and the two targets."""
-
-    train: dict[str, list[Interaction]]
-    valid: dict[str, Interaction]
-    test: dict[str, Interaction]
-
-
-def leave_one_out(data: MovieLens) -> Split:
-    """Targets from the loo table (RecBole's split) when present, else the last two by time."""
-    sequences = user_sequences(data.interactions)
-    split = Split({}, {}, {})
-    for user, seq in sequences.items():
-        target = data.loo.get(user) if data.loo else None
-        valid_id = target.valid_item_id if target else seq[-2].item_id
-        test_id = target.test_item_id if target else seq[-1].item_id
-        by_item = {x.item_id: x for x in seq}
-        split.valid[user] = by_item[valid_id]
-        split.test[user] = by_item[test_id]
-        split.train[user] = [x for x in seq if x.item_id not in (valid_id, test_id)]
-    return split
-
-
-def rank_metrics(ranked: Sequence[str], target: str) -> dict[str, float]:
-    """Recall, NDCG and MRR at the cutoffs for one user with one target."""
-    rank = ranked.index(target) + 1 if target in ranked else math.inf
-    out = {}
-    for k in CUTOFFS:
-        hit = rank <= k
-        out[f"recall@{k}"] = float(hit)
-        out[f"ndcg@{k}"] = 1.0 / math.log2(rank + 1) if hit else 0.0
-        out[f"mrr@{k}"] = 1.0 / rank if hit else 0.0
-    return out
-
-
-def mean_metrics(rows: Iterable[dict[str, float]]) -> dict[str, float]:
-    """Average per-user metrics."""
-    rows = list(rows)
-    return {m: sum(r[m] for r in rows) / len(rows) for m in METRICS}
 
 
 def _event(user: str, x: Interaction, tag: str) -> dict:
@@ -107,7 +64,7 @@ def _stream(client: InterestClient, events: list[dict], desc: str) -> None:
 def _score_users(client: InterestClient, targets: dict[str, Interaction], desc: str,
                  exclude: dict[str, list[str]] | None = None,
                  lists: dict[str, list[str]] | None = None) -> dict[str, float]:
-    rows = []
+    ranks = []
     for user, target in tqdm(sorted(targets.items()), desc=desc, unit="user", mininterval=2):
         if exclude is None:
             resp = client.recommend(user, k=max(CUTOFFS))
@@ -117,8 +74,9 @@ def _score_users(client: InterestClient, targets: dict[str, Interaction], desc: 
         ranked = [i.item_id for i in resp.items]
         if lists is not None:
             lists[user] = ranked
-        rows.append(rank_metrics(ranked, target.item_id))
-    return mean_metrics(rows)
+        ranks.append(list_rank(ranked, target.item_id))
+    metrics = rank_metrics(ranks)
+    return {m: metrics[m] for m in METRICS}
 
 
 def replay(settings: Settings, data: MovieLens, split: Split, name: str,
@@ -184,41 +142,20 @@ def write_results(runs: list[ModelRun], out_dir: Path) -> dict:
     (out_dir / "replay_eval.md").write_text(
         "# Replay evaluation on MovieLens-100K\n\n" + PROTOCOL + "\n\n" + table + concept_md
         + "\n")
-    _plot(rows, out_dir / "replay_eval.png")
+    metric_bars(rows, out_dir / "replay_eval.png")
     print(table)
     return result
 
 
-def _plot(rows: dict[str, dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(names) + 1.5), sharey=True)
-    for ax, metric in zip(axes, ("ndcg@10", "recall@10"), strict=True):
-        values = [rows[n][metric] for n in names]
-        colours = ["#9aa5b1" if n.startswith("RecBole") else "#2f6fbd" for n in names]
-        ax.barh(names, values, color=colours)
-        ax.set_xlabel(metric)
-        for y, v in enumerate(values):
-            ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
-    axes[0].invert_yaxis()
-    fig.suptitle("MovieLens-100K, leave-one-out, full ranking, history excluded (test)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 PROTOCOL = (
     "Protocol: MovieLens-100K, every rating an interaction; leave-one-out by time with the "
-    "targets of `loo_split.tsv` (RecBole 1.2.1's split); the catalog is upserted and every "
+    "targets of `loo_split.tsv` (RecBole 1.2.1's split; without it, each user's last two "
+    "events by time); the catalog is upserted and every "
     "user's training events are streamed through `StreamEvents` in timestamp order to a live "
     "server, then `Recommend(k=20)` over gRPC for all 943 users scores the validation target; "
     "the validation events are streamed, and `Recommend` again scores the test target. Full "
     "ranking over all 1,682 items, excluding the items consumed before the target (the "
-    "server's consumed set). RecBole rows: same split and protocol, from issue 3.")
+    "server's consumed set). RecBole rows: same split and protocol, run with RecBole 1.2.1.")
 
 
 def run_eval(settings: Settings, data_path: str | None, model_paths: list[str],

@@ -1,17 +1,15 @@
-"""Train the sequential interest model on MovieLens-100K and evaluate it offline (leave-one-out)."""
+"""Train the sequential interest model on MovieLens-100K under the leave-one-out protocol."""
 
 from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import logging
 import math
 import random
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,168 +28,18 @@ from interest_server.model.sequence_model import (
     save_checkpoint,
     user_vectors_from_hidden,
 )
-from interest_server.offline.movielens import MovieLens, load_movielens, user_sequences
-from interest_server.recommend.item_index import embedding_text
+from interest_server.offline.batching import TrainTensors, length_buckets
+from interest_server.offline.model_eval import fast_evaluate, offline_evaluate
+from interest_server.offline.movielens import load_movielens
+from interest_server.offline.plots import training_curve
+from interest_server.offline.prior import cooccurrence_prior
+from interest_server.offline.sequences import SplitData, split_data
 
 logger = logging.getLogger(__name__)
 
-CUTOFFS = (10, 20)
 # Training under 10 minutes on 2 CPU cores, all included: the epoch loop gets 7, leaving room
 # for embedding the catalog, the prior search and the final evaluation on a busy machine.
 DEFAULT_TIME_LIMIT_S = 420.0
-
-
-@dataclass
-class SplitData:
-    """Leave-one-out view of a dataset: training histories (oldest first) and the two targets."""
-
-    item_ids: list[str]  # vocabulary order; vocabulary index = position + 1
-    text: np.ndarray  # (n_items, text_dim) text vectors in vocabulary order
-    text_model_id: str
-    users: list[str]
-    train: dict[str, list[str]]
-    valid: dict[str, str]
-    test: dict[str, str]
-    # Event times (seconds) of the training histories; optional, used only for augmentation.
-    train_times: dict[str, list[int]] | None = None
-
-
-def item_text(movie: Any) -> str:
-    """Exactly the text the server embeds for a MovieLens item upserted with its attributes."""
-    attrs = {k: tuple(v) for k, v in movie.attributes().items()}
-    return embedding_text(movie.text(), attrs)
-
-
-def embed_items(
-    texts: Sequence[str], cache_dir: str | Path | None = None
-) -> tuple[np.ndarray, str]:
-    """Text vectors of the items and the encoder's model id, cached on disk by text + model."""
-    from interest_server.model.encoder import TextEncoder, default_model_dir, model_id_for
-
-    model_id = model_id_for(default_model_dir())
-    key = hashlib.sha256(("\n".join(texts) + "\0" + model_id).encode()).hexdigest()[:16]
-    cache = Path(cache_dir or tempfile.gettempdir()) / f"interest-server-text-{key}.npy"
-    if cache.is_file():
-        return np.load(cache), model_id
-    encoder = TextEncoder()
-    vectors = encoder.embed(list(texts))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, vectors)
-    return vectors, encoder.model_id
-
-
-def split_data(
-    data: MovieLens, text: np.ndarray | None = None, text_model_id: str = ""
-) -> SplitData:
-    """Per user: the time-ordered interactions minus the loo targets form the training history.
-
-    The targets come from loo_split.tsv (RecBole's split, float32 timestamps); for the few users
-    whose near-simultaneous events sort differently, the history keeps the exact-time order.
-    """
-    if data.loo is None:
-        raise ValueError("the dataset has no loo_split.tsv beside it; leave-one-out needs one")
-    item_ids = [m.item_id for m in data.movies]
-    known = set(item_ids)
-    seqs = user_sequences(data.interactions)
-    for events in seqs.values():
-        for event in events:
-            if event.item_id not in known:  # an interaction on an item the catalog lacks
-                known.add(event.item_id)
-                item_ids.append(event.item_id)
-    if text is None:
-        texts = [item_text(m) for m in data.movies] + [""] * (len(item_ids) - len(data.movies))
-        text, text_model_id = embed_items(texts)
-    users = sorted(data.loo, key=lambda u: (len(u), u))
-    train: dict[str, list[str]] = {}
-    times: dict[str, list[int]] = {}
-    for user in users:
-        target = data.loo[user]
-        held_out = {target.valid_item_id, target.test_item_id}
-        kept = [e for e in seqs.get(user, []) if e.item_id not in held_out]
-        train[user] = [e.item_id for e in kept]
-        times[user] = [e.timestamp for e in kept]
-        if len(train[user]) != target.n_train:
-            logger.warning(
-                "user %s: %d training items, loo_split says %d",
-                user,
-                len(train[user]),
-                target.n_train,
-            )
-    return SplitData(
-        item_ids=item_ids,
-        text=np.asarray(text, dtype=np.float32),
-        text_model_id=text_model_id,
-        users=users,
-        train=train,
-        valid={u: data.loo[u].valid_item_id for u in users},
-        test={u: data.loo[u].test_item_id for u in users},
-        train_times=times,
-    )
-
-
-# -- metrics ----------------------------------------------------------------------------------
-
-
-def rank_metrics(ranks: np.ndarray) -> dict[str, float]:
-    """Recall/NDCG/MRR at the cutoffs from 0-based ranks of one target per user."""
-    ranks = np.asarray(ranks, dtype=np.float64)
-    out: dict[str, float] = {}
-    for k in CUTOFFS:
-        hit = ranks < k
-        out[f"recall@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
-        out[f"mrr@{k}"] = float(np.where(hit, 1.0 / (ranks + 1.0), 0.0).mean())
-    return out
-
-
-def target_rank(scores: np.ndarray, target: int, excluded: Sequence[int]) -> int:
-    """0-based rank of `target` among the items not excluded; a tie counts against it."""
-    scores = scores.astype(np.float64, copy=True)
-    scores[list(excluded)] = -np.inf
-    return int((scores >= scores[target]).sum()) - 1
-
-
-def offline_evaluate(
-    model: SequenceInterestModel,
-    data: MovieLens | SplitData,
-    *,
-    splits: Sequence[str] = ("valid", "test"),
-    progress: bool = False,
-) -> dict[str, dict[str, float]]:
-    """The leave-one-out protocol through the serving API, over every user.
-
-    Full ranking of the catalog by `item_matrix @ user_vector`; excluded are the items consumed
-    before the target: the training history for the validation target, and the training history
-    plus the validation item (appended to the history, as the server streams it) for the test.
-    """
-    split = data if isinstance(data, SplitData) else split_data(data)
-    if split.text_model_id and model.text_model_id and split.text_model_id != model.text_model_id:
-        raise ValueError(
-            f"model trained with text model {model.text_model_id}, data embedded with "
-            f"{split.text_model_id}"
-        )
-    col = {item: i for i, item in enumerate(split.item_ids)}
-    items = model.item_matrix(split.item_ids, split.text)
-    results: dict[str, dict[str, float]] = {}
-    for name in splits:
-        ranks = []
-        for user in tqdm(split.users, desc=f"evaluate {name}", disable=not progress):
-            history = list(split.train[user])
-            if name == "test":
-                history.append(split.valid[user])
-            elif name != "valid":
-                raise ValueError(f"unknown split {name!r}")
-            target = split.valid[user] if name == "valid" else split.test[user]
-            vector = model.user_vector(history, split.text[[col[i] for i in history]])
-            # An empty history scores by bias only: the protocol still ranks that user.
-            if vector is None:
-                vector = model.prior_vector()
-            ranks.append(target_rank(items @ vector, col[target], [col[i] for i in history]))
-        results[name] = rank_metrics(np.array(ranks))
-    return results
-
-
-# -- training ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -226,175 +74,6 @@ class TrainConfig:
     prior_pop_alpha: float = 0.25
 
 
-class _Tensors:
-    """Training windows, left-padded, plus what the loss and fast evaluation need."""
-
-    def __init__(self, split: SplitData, max_len: int) -> None:
-        self.vocab = {item: i + 1 for i, item in enumerate(split.item_ids)}
-        n_vocab = len(split.item_ids) + 1
-        text = np.zeros((n_vocab, split.text.shape[1]), dtype=np.float32)
-        text[1:] = split.text
-        self.text = torch.from_numpy(text)
-        self.n_users = len(split.users)
-        # first[u, i]: index of item i in user u's training history (large if never consumed),
-        # so "consumed up to position g" is a single comparison per item.
-        self.first = torch.full((self.n_users, n_vocab), 1 << 30, dtype=torch.int32)
-        windows: list[tuple[int, int, list[int]]] = []
-        self.histories: list[list[int]] = []
-        self.user_times: list[list[float]] = []
-        for u, user in enumerate(split.users):
-            seq = [self.vocab[i] for i in split.train[user]]
-            stamps = split.train_times.get(user) if split.train_times else None
-            # Without times, positions stand in for them (ties never occur then).
-            base = stamps[0] if stamps else 0
-            self.user_times.append(
-                [float(t - base) for t in stamps] if stamps else [float(g) for g in range(len(seq))]
-            )
-            self.histories.append(seq)
-            for g in range(len(seq) - 1, -1, -1):
-                self.first[u, seq[g]] = g
-            # Windows of at most max_len inputs that together predict every item but the first.
-            end = len(seq)
-            while end >= 2:
-                start = max(0, end - max_len - 1)
-                windows.append((u, start, seq[start:end]))
-                end = start + 1
-        w = len(windows)
-        # Whole windows (inputs and the last target), left-padded to max_len + 1.
-        self.seq = torch.zeros(w, max_len + 1, dtype=torch.long)
-        # float64: seconds since the user's first event exceed float32's integer precision.
-        self.times = torch.full((w, max_len + 1), -1.0, dtype=torch.float64)
-        self.start = torch.zeros(w, dtype=torch.long)
-        self.user = torch.zeros(w, dtype=torch.long)
-        self.lengths = torch.zeros(w, dtype=torch.long)  # inputs (= targets) per window
-        for row, (u, start, window) in enumerate(windows):
-            self.seq[row, max_len + 1 - len(window) :] = torch.tensor(window)
-            self.times[row, max_len + 1 - len(window) :] = torch.tensor(
-                self.user_times[u][start : start + len(window)], dtype=torch.float64
-            )
-            self.start[row] = start
-            self.user[row] = u
-            self.lengths[row] = len(window) - 1
-        self.n_targets = int(self.lengths.sum())
-
-    def batch(
-        self, rows: torch.Tensor, gen: torch.Generator, time_shuffle_s: float = -1.0
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The (b, width + 1) windows, the global index of each input slot (b, width), and per
-        row the consumption key of every item: an item is consumed at input g when key <= g.
-
-        Half of MovieLens-100K's consecutive ratings share a timestamp second, and their order
-        is only file order, so reordering them is augmentation, not noise. `time_shuffle_s`
-        >= 0 sorts each window by time + U(0, max(s, 0.5)) seconds: 0 swaps exact ties only.
-        """
-        width = int(self.lengths[rows].max())
-        seq = self.seq[rows, -(width + 1) :]
-        real = seq != PAD
-        if time_shuffle_s >= 0:
-            key64 = self.times[rows, -(width + 1) :].clone()
-            noise = torch.rand(seq.shape, generator=gen, dtype=torch.float64)
-            key64 += noise * max(time_shuffle_s, 0.5)
-            key64[~real] = -1e18  # padding stays on the left
-            seq = seq.gather(1, key64.argsort(dim=1, stable=True))
-        lengths = self.lengths[rows]
-        # Slot j of a row holds window position j - (width - m); global index = start + that.
-        offset = self.start[rows] - (width - lengths)
-        slot = torch.arange(width + 1)
-        global_idx = offset[:, None] + slot[None, :]
-        keys = self.first[self.user[rows]].clone()
-        # Items of the window are consumed where they now sit (after any shuffle).
-        keys.scatter_(1, seq, global_idx.to(keys.dtype))
-        return seq, global_idx[:, :-1], keys
-
-
-def cooccurrence_prior(
-    histories: Sequence[Sequence[int]],
-    n_vocab: int,
-    window: int = 10,
-    decay: float = 0.9,
-    pop_alpha: float = 0.25,
-) -> torch.Tensor:
-    """(n_vocab, n_vocab) how strongly item b accompanies item a in the training sequences.
-
-    Every pair within `window` positions counts decay**(distance - 1), in both directions
-    (ratings in a burst have arbitrary order). Rows are divided by the row total^(1 - alpha)
-    and columns by the column total^alpha: mostly P(b | a), with popular b damped a little.
-    """
-    index: list[np.ndarray] = []
-    weight: list[np.ndarray] = []
-    for history in histories:
-        seq = np.asarray(history, dtype=np.int64)
-        for dist in range(1, min(window, len(seq) - 1) + 1):
-            a, b = seq[:-dist], seq[dist:]
-            w = np.full(len(a), decay ** (dist - 1))
-            index += [a * n_vocab + b, b * n_vocab + a]
-            weight += [w, w]
-    if not index:
-        return torch.zeros(n_vocab, n_vocab)
-    counts = np.bincount(
-        np.concatenate(index), np.concatenate(weight), minlength=n_vocab * n_vocab
-    ).reshape(n_vocab, n_vocab)
-    rows = counts.sum(axis=1, keepdims=True) + 1.0
-    cols = counts.sum(axis=0, keepdims=True) + 1.0
-    prior = counts / (rows ** (1.0 - pop_alpha) * cols**pop_alpha)
-    prior[PAD, :] = 0.0
-    prior[:, PAD] = 0.0
-    return torch.from_numpy(prior.astype(np.float32))
-
-
-def _length_buckets(
-    lengths: torch.Tensor, batch_size: int, gen: torch.Generator
-) -> list[torch.Tensor]:
-    """Random batches of similar length: padding is computed for nothing, and histories here
-    range from 18 to 200+ items, so sorting by a jittered length halves the work per epoch."""
-    jitter = torch.rand(len(lengths), generator=gen) * 40.0
-    order = torch.argsort(lengths.float() + jitter)
-    batches = list(order.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
-
-
-def _fast_evaluate(
-    net: SeqRecNet, tensors: _Tensors, split: SplitData, name: str
-) -> dict[str, float]:
-    """Same protocol as `offline_evaluate`, batched over users (used for early stopping)."""
-    net.eval()
-    max_len = net.cfg.max_len
-    ranks: list[int] = []
-    with torch.inference_mode():
-        items = net.item_vectors(torch.arange(len(tensors.text)), tensors.text)
-        for start in range(0, len(split.users), 256):
-            users = split.users[start : start + 256]
-            hists = []
-            for u, user in enumerate(users, start=start):
-                hist = list(tensors.histories[u])
-                if name == "test":
-                    hist.append(tensors.vocab[split.valid[user]])
-                hists.append(hist)
-            width = max(1, min(max_len, max(len(h) for h in hists)))
-            idx = torch.zeros(len(users), width, dtype=torch.long)
-            for r, hist in enumerate(hists):
-                tail = hist[-width:]
-                if tail:
-                    idx[r, width - len(tail) :] = torch.tensor(tail)
-            valid = idx != PAD
-            hidden = net.encode(idx, tensors.text[idx], valid)[:, -1]
-            recency = None
-            if net.memory is not None:
-                last = torch.full((len(users),), width - 1, dtype=torch.long)
-                recency = net.recency(idx, torch.arange(len(users)), last).to_dense()
-            scores = net.user_vectors(hidden, recency) @ items.T
-            for r in range(len(users)):
-                if not hists[r]:
-                    scores[r] = items[:, net.cfg.dim]  # bias only
-            scores[:, PAD] = -torch.inf
-            for r, user in enumerate(users):
-                target = tensors.vocab[(split.valid if name == "valid" else split.test)[user]]
-                row = scores[r].clone()
-                row[hists[r]] = -torch.inf
-                ranks.append(int((row >= row[target]).sum()) - 1)
-    return rank_metrics(np.array(ranks))
-
-
 def train_on_split(
     split: SplitData,
     out_path: str | Path,
@@ -414,7 +93,7 @@ def train_on_split(
     model_cfg = SeqConfig(
         **{**asdict(model_cfg), "n_items": len(split.item_ids), "text_dim": split.text.shape[1]}
     )
-    tensors = _Tensors(split, model_cfg.max_len)
+    tensors = TrainTensors(split, model_cfg.max_len)
     net = SeqRecNet(model_cfg)
     # Norms, biases and the bias embedding are not decayed (the usual AdamW grouping).
     decay, no_decay = [], []
@@ -467,7 +146,7 @@ def train_on_split(
     for epoch in bar:
         net.train()
         total, count = 0.0, 0
-        for rows in _length_buckets(tensors.lengths, train_cfg.batch_size, gen):
+        for rows in length_buckets(tensors.lengths, train_cfg.batch_size, gen):
             seq, pos, keys = tensors.batch(rows, gen, train_cfg.time_shuffle_s)
             inputs = seq[:, :-1]
             valid = inputs != PAD
@@ -499,7 +178,7 @@ def train_on_split(
         history["loss"].append(total / count)
         elapsed = time.monotonic() - t0
         if epoch % train_cfg.eval_every == 0 or epoch == train_cfg.epochs:
-            metrics = _fast_evaluate(ema_net, tensors, split, "valid")
+            metrics = fast_evaluate(ema_net, tensors, split, "valid")
             history["eval_epoch"].append(epoch)
             history["valid_ndcg@10"].append(metrics["ndcg@10"])
             if on_eval:
@@ -537,7 +216,7 @@ def train_on_split(
         best_scale = 0.0
         for scale in train_cfg.prior_scales:
             net.prior_scale.fill_(scale)
-            metrics = _fast_evaluate(net, tensors, split, "valid")
+            metrics = fast_evaluate(net, tensors, split, "valid")
             prior_trials.append([scale, metrics["ndcg@10"]])
             if on_eval:
                 on_eval(-1, metrics)
@@ -547,7 +226,7 @@ def train_on_split(
         logger.info("co-occurrence prior weight %s (valid NDCG@10 by weight: %s)",
                     best_scale, prior_trials)
     train_s = time.monotonic() - t0
-    test = _fast_evaluate(net, tensors, split, "test")
+    test = fast_evaluate(net, tensors, split, "test")
     metadata = {
         "trained_on": "ml-100k leave-one-out training interactions",
         "best_epoch": best["epoch"],
@@ -562,8 +241,9 @@ def train_on_split(
         "history": history,
     }
     version = save_checkpoint(out_path, net, split.item_ids, split.text_model_id, metadata)
-    plot = write_plot(history, Path(out_path).with_suffix(".png"), metadata)
-    return {**metadata, "version": version, "plot": str(plot), "checkpoint": str(out_path)}
+    plot = training_curve(history, Path(out_path).with_suffix(".png"), metadata)
+    return {**metadata, "version": version, "plot": str(plot) if plot else None,
+            "checkpoint": str(out_path)}
 
 
 def _plain(value: Any) -> Any:
@@ -573,43 +253,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def write_plot(
-    history: Mapping[str, list[float]], path: Path, metadata: Mapping[str, Any] | None = None
-) -> Path:
-    """Training loss per epoch and validation NDCG@10 on a second axis, as one PNG; with the
-    metadata also the chosen checkpoint's validation NDCG@10 after the prior, and its test."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(history["epoch"], history["loss"], color="tab:blue", label="train loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy (train)", color="tab:blue")
-    ax2 = ax.twinx()
-    ax2.plot(history["eval_epoch"], history["valid_ndcg@10"], color="tab:orange", marker=".",
-             label="valid NDCG@10")
-    ax2.set_ylabel("valid NDCG@10", color="tab:orange")
-    title = "sequence interest model"
-    if metadata:
-        valid, test = metadata["valid"]["ndcg@10"], metadata["test"]["ndcg@10"]
-        ax2.axhline(valid, color="tab:green", linestyle="--", linewidth=1)
-        ax2.annotate(
-            f"epoch {metadata['best_epoch']} + prior x{metadata['prior_scale']:g}: "
-            f"valid {valid:.4f}",
-            xy=(history["epoch"][0], valid), xytext=(0, -12), textcoords="offset points",
-            color="tab:green", fontsize=8,
-        )
-        title += f" (test NDCG@10 {test:.4f}, Recall@10 {metadata['test']['recall@10']:.4f})"
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def train(

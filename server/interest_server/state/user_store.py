@@ -7,7 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +112,62 @@ class _Loaded:
     format1_mark: str = ""
     """'<v>:<e>' of a format-1 state the record was converted from; '' when there was none."""
     concepts: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch of events with what is computed once for it, whatever the retries."""
+
+    events: Sequence[EventRecord]
+    fingerprints: list[int]
+    id_hashes: list[int]
+    received_ms: int
+    item_vector: Callable[[str], np.ndarray]
+
+    def timestamp_ms(self, i: int) -> int:
+        """Event i's time: its own, else when the batch was received."""
+        return self.events[i].timestamp_ms or self.received_ms
+
+
+@dataclass
+class _Split:
+    """A user's events (indices into the batch) sorted against its record."""
+
+    new: list[int] = field(default_factory=list)
+    duplicate: list[int] = field(default_factory=list)
+    """Same id, same payload as a stored event."""
+    conflict: list[int] = field(default_factory=list)
+    """An id already used for a different event: rejected."""
+
+
+def _split(p: _Pending, record: UserRecord, batch: _Batch) -> _Split:
+    """Sort a user's events into new, duplicate and conflicting replays of the record's."""
+    # Only this batch's ids are looked up (found in the rows, no dict of all of them).
+    known = record.fingerprints_of([batch.id_hashes[i] for i in p.indices])
+    split = _Split()
+    for i in p.indices:
+        h, fp = batch.id_hashes[i], batch.fingerprints[i]
+        stored = known.get(h)
+        if stored is None:
+            known[h] = fp  # a second use of the id in this batch is a replay of this one
+            split.new.append(i)
+        elif stored == fp:
+            split.duplicate.append(i)
+        else:
+            split.conflict.append(i)
+    return split
+
+
+def _results(split: _Split, batch: _Batch, version: int) -> dict[int, EventResult]:
+    """The result of each of a settled user's events, at the user's version after the round."""
+    results = {i: EventResult(Outcome.APPLIED, version) for i in split.new}
+    results.update((i, EventResult(Outcome.DUPLICATE, version)) for i in split.duplicate)
+    results.update(
+        (i, EventResult(Outcome.REJECTED, version, RejectReason.CONFLICTING_REPLAY,
+                        f"event_id {batch.events[i].event_id!r} was already used for a "
+                        "different event"))
+        for i in split.conflict)
+    return results
 
 
 @dataclass(frozen=True)
@@ -262,36 +318,60 @@ class UserStore:
         user; the write script publishes each changed user on its change channel. Raises redis
         errors when Redis is unreachable: then nothing was acknowledged.
         """
-        results: list[EventResult | None] = [None] * len(events)
         pending: dict[str, _Pending] = {}
         for i, ev in enumerate(events):
             p = pending.get(ev.user_id)
             if p is None:
                 p = pending[ev.user_id] = _Pending(ev.user_id, self.keys.user(ev.user_id), [])
             p.indices.append(i)
-        received_ms = now_ms()
-        # Once per batch, whatever the retries.
-        fingerprints = [fingerprint_bits(ev.fingerprint()) for ev in events]
-        id_hashes = [event_id_hash(ev.event_id) for ev in events]
+        batch = _Batch(events, [fingerprint_bits(ev.fingerprint()) for ev in events],
+                       [event_id_hash(ev.event_id) for ev in events], now_ms(), item_vector)
+        results: dict[int, EventResult] = {}
         todo = list(pending.values())
         for _attempt in range(MAX_CAS_ATTEMPTS):
             if not todo:
                 break
-            todo = self._attempt(todo, events, fingerprints, id_hashes, results, item_vector,
-                                 received_ms)
+            settled, todo = self._attempt(todo, batch)
+            results.update(settled)
         if todo:
             raise Aborted(f"{len(todo)} user(s) kept changing concurrently; retry the batch")
-        return [r for r in results if r is not None]
+        return [results[i] for i in range(len(events))]
 
-    def _attempt(self, todo: list[_Pending], events: Sequence[EventRecord],
-                 fingerprints: Sequence[int], id_hashes: Sequence[int],
-                 results: list[EventResult | None], item_vector: Callable[[str], np.ndarray],
-                 received_ms: int) -> list[_Pending]:
-        """One optimistic round for the given users; returns the users to retry.
+    def _attempt(self, todo: list[_Pending],
+                 batch: _Batch) -> tuple[dict[int, EventResult], list[_Pending]]:
+        """One optimistic round for the given users: the results (by event index) of the users
+        it settled, and the users to retry.
 
         Users this process wrote last (in the cache) are written without a read: the script
         compares the cached header with Redis and refuses a moved user, which sends it through
         the read path on the retry."""
+        loaded = self._read(todo)
+        results: dict[int, EventResult] = {}
+        writes: list[tuple[_Pending, _Split, UserRecord]] = []
+        calls: list[_Write] = []
+        for p in todo:
+            state = loaded[p.user_id]
+            split = _split(p, state.record, batch)
+            if not split.new:  # nothing to write: settled at the version read
+                results.update(_results(split, batch, state.record.version))
+                continue
+            calls.append(self._apply(p, state, split.new, batch))
+            writes.append((p, split, state.record))
+        if not writes:
+            return results, []
+        check_waiting()  # a caller that gave up while we read must see no late write
+        retry = []
+        for (p, split, record), reply in zip(writes, self._run_writes(calls), strict=True):
+            if reply == WRITTEN:
+                self._remember(p.keys.record, record)
+                results.update(_results(split, batch, record.version))
+            else:  # the user moved, or is in format 1: re-read and retry
+                self._remember(p.keys.record, None)
+                retry.append(replace(p, format1=p.format1 or reply == WRITE_FORMAT1))
+        return results, retry
+
+    def _read(self, todo: Sequence[_Pending]) -> dict[str, _Loaded]:
+        """Each user's record by user id: a copy of the cached one, else read from Redis."""
         loaded: dict[str, _Loaded] = {}
         if self.cache is not None:
             for p in todo:
@@ -303,84 +383,48 @@ class UserStore:
                                                 format1=[p.format1 for p in to_read]),
                             strict=True):
             loaded[p.user_id] = state
+        return loaded
 
-        writes: list[tuple[_Pending, list[int], list[int], UserRecord]] = []
-        calls: list[_Write] = []
-        for p in todo:
-            state = loaded[p.user_id]
-            record = state.record
-            # Only this batch's ids are looked up (found in the rows, no dict of all of them).
-            known = record.fingerprints_of([id_hashes[i] for i in p.indices])
-            new_idx, dup_idx = [], []
-            for i in p.indices:
-                h, fp = id_hashes[i], fingerprints[i]
-                stored = known.get(h)
-                if stored is None:
-                    known[h] = fp
-                    new_idx.append(i)
-                elif stored == fp:
-                    dup_idx.append(i)
-                else:
-                    results[i] = EventResult(
-                        Outcome.REJECTED, record.version, RejectReason.CONFLICTING_REPLAY,
-                        f"event_id {events[i].event_id!r} was already used for a different event")
-            if not new_idx:
-                for i in dup_idx:
-                    results[i] = EventResult(Outcome.DUPLICATE, record.version)
-                self._fix_conflict_versions(p, results, record.version)
-                continue
-            acc, t_ref = record.vector, record.t_ref
-            if acc is not None and record.model != self.model_id:
-                # Vectors of another model live in another space: start the accumulator over.
-                log.warning("user %s: interest vector from another model, restarting it",
-                            p.user_id)
-                acc, t_ref = None, 0
-            items = [WeightedItem(item_vector(events[i].item_id),
-                                  event_weight(events[i].type, events[i].value),
-                                  events[i].timestamp_ms or received_ms, events[i].item_id,
-                                  events[i].type) for i in new_idx]
-            history = [HistoryEntry(item, EventType(etype), ts) for item, etype, ts
-                       in record.history(self.interest.history_length)] \
-                if self.interest.history_length else []
-            acc, t_ref = self.interest.update(acc, t_ref, history, items)
-            record.vector, record.t_ref, record.model = acc, t_ref, self.model_id
-            record.version += 1
-            record.epoch = record.epoch or new_epoch()
-            record.applied += len(new_idx)
-            record.updated_ms = received_ms
-            record.add_events(
-                [NewEvent(events[i].event_id, id_hashes[i], fingerprints[i], events[i].item_id,
-                          int(events[i].type), events[i].value,
-                          events[i].timestamp_ms or received_ms) for i in new_idx],
-                received_ms, self.window_size, received_ms - self.dedupe_ttl_ms)
-            calls.append(_Write(p.keys.all(), state.expected, record.encode(),
-                                state.format1_mark, self.keys.channel(p.user_id),
-                                self._popularity([(events[i].item_id,
-                                                   events[i].timestamp_ms or received_ms)
-                                                  for i in new_idx])))
-            writes.append((p, new_idx, dup_idx, record))
-        if not writes:
-            return []
-        check_waiting()  # a caller that gave up while we read must see no late write
-        retry = []
-        for (p, new_idx, dup_idx, record), reply in zip(writes, self._run_writes(calls),
-                                                        strict=True):
-            if int(reply) != WRITTEN:  # the user moved, or is in format 1: re-read and retry
-                p.format1 = p.format1 or int(reply) == WRITE_FORMAT1
-                if self.cache is not None:
-                    self.cache.discard(p.keys.record)
-                for i in p.indices:
-                    results[i] = None
-                retry.append(p)
-                continue
-            if self.cache is not None:
-                self.cache.put(p.keys.record, CachedState(record))
-            for i in new_idx:
-                results[i] = EventResult(Outcome.APPLIED, record.version)
-            for i in dup_idx:
-                results[i] = EventResult(Outcome.DUPLICATE, record.version)
-            self._fix_conflict_versions(p, results, record.version)
-        return retry
+    def _apply(self, p: _Pending, state: _Loaded, new: Sequence[int], batch: _Batch) -> _Write:
+        """The write of a user's new events: updates state.record (this round's own copy) with
+        them and returns the compare-and-set write of it against the header read."""
+        events, record = batch.events, state.record
+        acc, t_ref = record.vector, record.t_ref
+        if acc is not None and record.model != self.model_id:
+            # Vectors of another model live in another space: start the accumulator over.
+            log.warning("user %s: interest vector from another model, restarting it", p.user_id)
+            acc, t_ref = None, 0
+        items = [WeightedItem(batch.item_vector(events[i].item_id),
+                              event_weight(events[i].type, events[i].value),
+                              batch.timestamp_ms(i), events[i].item_id, events[i].type)
+                 for i in new]
+        history = [HistoryEntry(item, EventType(etype), ts) for item, etype, ts
+                   in record.history(self.interest.history_length)] \
+            if self.interest.history_length else []
+        acc, t_ref = self.interest.update(acc, t_ref, history, items)
+        record.vector, record.t_ref, record.model = acc, t_ref, self.model_id
+        record.version += 1
+        record.epoch = record.epoch or new_epoch()
+        record.applied += len(new)
+        record.updated_ms = batch.received_ms
+        record.add_events(
+            [NewEvent(events[i].event_id, batch.id_hashes[i], batch.fingerprints[i],
+                      events[i].item_id, int(events[i].type), events[i].value,
+                      batch.timestamp_ms(i)) for i in new],
+            batch.received_ms, self.window_size, batch.received_ms - self.dedupe_ttl_ms)
+        return _Write(p.keys.all(), state.expected, record.encode(), state.format1_mark,
+                      self.keys.channel(p.user_id),
+                      self._popularity([(events[i].item_id, batch.timestamp_ms(i))
+                                        for i in new]))
+
+    def _remember(self, key: str, record: UserRecord | None) -> None:
+        """Cache the record this process just wrote for a user; None forgets the user."""
+        if self.cache is None:
+            return
+        if record is None:
+            self.cache.discard(key)
+        else:
+            self.cache.put(key, CachedState(record))
 
     def _run_writes(self, calls: list[_Write]) -> list[int]:
         """write_record.lua for every call, and the popularity of the events of every call that
@@ -405,14 +449,6 @@ class UserStore:
         if written:
             self._bump(keys=[self.keys.popularity], args=written)
         return replies
-
-    @staticmethod
-    def _fix_conflict_versions(p: _Pending, results: list[EventResult | None],
-                               version: int) -> None:
-        for i in p.indices:
-            r = results[i]
-            if r is not None and r.outcome == Outcome.REJECTED:
-                results[i] = EventResult(r.outcome, version, r.reason, r.message)
 
     def _popularity(self, applied: list[tuple[str, int]]) -> list[float | str]:
         """(increment, item id) pairs, flat, of forward-decayed counts: each event adds
@@ -439,11 +475,9 @@ class UserStore:
             reply = self._write(keys=keys.all(), args=[
                 state.expected, record.encode(), self.user_ttl_s, state.format1_mark, 1, new])
             if int(reply) == WRITTEN:
-                if self.cache is not None:
-                    self.cache.put(keys.record, CachedState(record))
+                self._remember(keys.record, record)
                 return record.version
-            if self.cache is not None:
-                self.cache.discard(keys.record)
+            self._remember(keys.record, None)
         raise Aborted(f"user {user_id!r} kept changing concurrently; retry")
 
     def delete_user(self, user_id: str) -> int:
