@@ -34,7 +34,7 @@ def server_child_env(**extra: str) -> dict[str, str]:
 
 
 def pytest_report_header() -> str:
-    """Which redis-server this run starts (builds differ: README, Redis builds), so a log says
+    """Which redis-server this run starts (builds differ: docs/dependencies.md), so a log says
     which one a failure came from."""
     try:
         binary = find_redis_server()

@@ -19,11 +19,11 @@ pytestmark = pytest.mark.redis_sensitive
 
 REDIS_TIMEOUT_S = 1.0
 MARGIN_S = 0.5
-"""A call fails within redis_timeout_s + this (README, "No ack without storage"); a stopped
-Redis refuses the connection, so it fails in milliseconds."""
+"""A call fails within redis_timeout_s + this (docs/guarantees.md, "No ack without storage");
+a stopped Redis refuses the connection, so it fails in milliseconds."""
 NOT_SERVING_WITHIN_S = 2.0
-"""Health turns NOT_SERVING within this (README; the probe's 0.5 s interval + 1 s timeout, plus
-scheduling)."""
+"""Health turns NOT_SERVING within this (docs/guarantees.md; the probe's 0.5 s interval + 1 s
+timeout, plus scheduling)."""
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -70,7 +70,7 @@ def test_redis_down_gives_unavailable_then_recovers(tmp_path: Path, encoder) -> 
                 assert "127.0.0.1" not in info.value.details()
                 took.append(time.monotonic() - started)
             print(f"\nRedis stopped: UNAVAILABLE after {', '.join(f'{t:.3f}' for t in took)} s")
-            assert max(took) < REDIS_TIMEOUT_S + MARGIN_S, took  # README: the same bound
+            assert max(took) < REDIS_TIMEOUT_S + MARGIN_S, took  # guarantees.md: the same bound
             _wait_for_status(health, NOT_SERVING, within_s=NOT_SERVING_WITHIN_S)
 
             store.start()

@@ -21,7 +21,7 @@ def _stub(target: str) -> interest_pb2_grpc.InterestServiceStub:
 
 
 CATALOG_VISIBLE_S = 1.0
-"""An upsert on one replica is recommendable on every replica within this (README)."""
+"""An upsert on one replica is recommendable on every replica within this (docs/guarantees.md)."""
 
 
 def _seen_on(stub: interest_pb2_grpc.InterestServiceStub, pred: Callable[[set[str]], bool],
@@ -39,8 +39,8 @@ def _seen_on(stub: interest_pb2_grpc.InterestServiceStub, pred: Callable[[set[st
 def test_two_processes_share_state(two_servers) -> None:  # noqa: ANN001
     a, b = (_stub(s.target) for s in two_servers)
 
-    # A catalog upsert on A is recommendable on B within a second (README). Timed over five
-    # single-item upserts: the median is held to the promise, so one upsert slowed by a
+    # A catalog upsert on A is recommendable on B within a second (docs/guarantees.md). Timed
+    # over five single-item upserts: the median is held to the promise, so one upsert slowed by a
     # preemption on a loaded machine does not fail it; every one must arrive within 10 s.
     a.UpsertItems(iter([pb.UpsertItemsRequest(items=catalog_items())]), timeout=60)
     assert _seen_on(b, lambda ids: len(ids) == 30) is not None, "B never saw A's catalog"

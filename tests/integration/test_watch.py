@@ -20,7 +20,8 @@ from .conftest import catalog_items, event, settings_for, start_server_process
 
 Stub = interest_pb2_grpc.InterestServiceStub
 P99_BOUND_MS = 50.0
-"""Ack-to-push p99 across processes (README, WatchRecommendations; bench/README.md's target)."""
+"""Ack-to-push p99 across processes (docs/api.md, Live recommendation streams;
+bench/README.md's target)."""
 
 
 class Watch:

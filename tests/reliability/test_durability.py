@@ -3,9 +3,10 @@ with `everysec` (the embedded Redis' default and Redis' own).
 
 SIGKILL ends the redis-server process, not the kernel: what Redis wrote to its AOF before it
 replied is in the page cache and reaches the file whatever the fsync policy, so with `everysec`
-too a process kill loses nothing acked (README.md, "How durable, exactly"). Not shown here: what
-`everysec` can lose on a power loss or kernel crash (about the last second), or on a process crash
-while a slow disk makes Redis hold back its AOF write behind a running fsync (up to 2 s).
+too a process kill loses nothing acked (docs/guarantees.md, "How durable, exactly"). Not shown
+here: what `everysec` can lose on a power loss or kernel crash (about the last second), or on a
+process crash while a slow disk makes Redis hold back its AOF write behind a running fsync (up
+to 2 s).
 """
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ STALLED_S = 2.0
 """The flood must be stalled by flow control for at least the last this many seconds of the
 pause: nothing more leaves the client."""
 FAST_FAIL_S = 0.010
-"""A call beyond max_concurrent_rpcs fails within this (README, "Bounded memory under a flood"):
-the slowest of a round of 50, as the median over three rounds, so one preemption of a loaded
-2-core box does not fail it (observed: 0.3 ms median, the slowest 0.8-5.6 ms by load)."""
+"""A call beyond max_concurrent_rpcs fails within this (docs/guarantees.md, "Bounded memory under
+a flood"): the slowest of a round of 50, as the median over three rounds, so one preemption of a
+loaded 2-core box does not fail it (observed: 0.3 ms median, the slowest 0.8-5.6 ms by load)."""
 FAST_FAIL_ROUNDS = 3
 
 

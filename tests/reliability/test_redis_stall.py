@@ -27,10 +27,10 @@ pytestmark = pytest.mark.redis_sensitive
 
 REDIS_TIMEOUT_S = Settings().redis_timeout_s  # the default the server ships with
 MARGIN_S = 0.5
-"""A call fails within redis_timeout_s + this (README, "No ack without storage")."""
+"""A call fails within redis_timeout_s + this (docs/guarantees.md, "No ack without storage")."""
 NOT_SERVING_WITHIN_S = 2.0
-"""Health turns NOT_SERVING within this (README): the probe's 0.5 s interval + 1 s timeout, plus
-scheduling on a loaded machine (observed: 1.2 s)."""
+"""Health turns NOT_SERVING within this (docs/guarantees.md): the probe's 0.5 s interval + 1 s
+timeout, plus scheduling on a loaded machine (observed: 1.2 s)."""
 OUTAGE_S = REDIS_TIMEOUT_S + 1.5
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -35,7 +35,7 @@ OK = "OK"
 FAIL = C.UNAVAILABLE  # the TLS handshake fails: no call reaches the server
 
 # transport -> token -> (code of a read RPC (Recommend), code of a write RPC (IngestEvents)).
-# The README's "Security" section documents exactly this table.
+# docs/security.md, "The auth matrix", documents exactly this table.
 BY_TOKEN = {"none": (C.UNAUTHENTICATED, C.UNAUTHENTICATED),
             "bad": (C.UNAUTHENTICATED, C.UNAUTHENTICATED),
             "read": (OK, C.PERMISSION_DENIED),

@@ -3,6 +3,7 @@
 A tenant's keys carry the prefix `t:<tenant>:` (`t:acme:u:{42}:rec`, `t:acme:item:7`); the
 default tenant's keys have no prefix, so data written before tenants existed stays where it is.
 The prefix sits outside the braces: the hash tag, and so the slot, is the user's alone.
+Spec: docs/storage-format.md
 """
 
 from __future__ import annotations

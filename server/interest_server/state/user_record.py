@@ -17,6 +17,8 @@ compare of the first HEADER.size bytes, and a read is one GET:
              Ids that are lower-case hex or canonical UUIDs are stored as a control-character
              tag + the base64 of their bytes (23 characters for 32 or 36): ids are printable,
              so a tag never starts a real one, and the packing is lossless
+
+Spec: docs/storage-format.md
 """
 
 from __future__ import annotations

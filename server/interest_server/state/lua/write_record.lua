@@ -11,6 +11,7 @@
 -- deleted and re-created up to the same version meanwhile.
 -- Returns 1 when written, 0 when the user moved (the caller re-reads and retries), 2 when the
 -- caller saw no format-1 state but there is one (the caller reads and converts it, and retries).
+-- Spec: docs/storage-format.md
 local expected = ARGV[1]
 if expected == '' then
   if redis.call('EXISTS', KEYS[1]) == 1 then

@@ -8,6 +8,7 @@
 --       format-1 mark, change channel, a count c, then c pairs (increment, item id), added to
 --       popularity only if that user was written. (Concepts are never set by this path.)
 -- Returns write_record.lua's reply for each user, in order.
+-- Spec: docs/storage-format.md
 local pop = KEYS[#KEYS]
 local ttl = ARGV[1]
 local out = {}
