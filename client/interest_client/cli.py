@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("delete-items", "remove catalog items", _cmd_delete_items)
     p.add_argument("item_ids", nargs="+", metavar="ID")
 
+    p = add("set-synonyms", "replace attribute synonyms from a JSON file "
+            '({"<attribute>": {"<value>": ["synonym", ...]}}; an empty list deletes a value\'s)',
+            _cmd_set_synonyms)
+    p.add_argument("--file", required=True, help="JSON path, or - for stdin")
+
     p = add("health", "print the server's health status (exit 0 only when SERVING)", _cmd_health)
     p.add_argument("--service", default="", help="service name (default: the whole server)")
     p.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to this long for SERVING")
@@ -266,6 +271,20 @@ def _cmd_upsert_items(client: InterestClient, args: argparse.Namespace) -> int:
 def _cmd_delete_items(client: InterestClient, args: argparse.Namespace) -> int:
     response = client.delete_items(args.item_ids)
     print(f"deleted {response.deleted} item(s); catalog size {response.catalog_size}")
+    return 0
+
+
+def _cmd_set_synonyms(client: InterestClient, args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        f: TextIO = sys.stdin if args.file == "-" else stack.enter_context(
+            open(args.file, encoding="utf-8"))
+        try:
+            mapping = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{args.file}: invalid JSON: {err}") from None
+    response = client.set_attribute_synonyms(mapping)
+    print(f"stored {response.stored} list(s), deleted {response.deleted}; the tenant holds "
+          f"{response.total_synonyms} synonym(s)")
     return 0
 
 

@@ -171,6 +171,24 @@ def _coerce_item(item: ItemLike) -> interest_pb2.Item:
     return make_item(item["item_id"], item.get("text", ""), item.get("attributes"))
 
 
+def synonym_entries(
+    mapping: Mapping[str, Mapping[str, Sequence[str]]],
+) -> list[interest_pb2.AttributeSynonyms]:
+    """``{attribute: {value: [synonym, ...]}}`` as request entries; TypeError on another shape."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError("synonyms must map attribute -> {value: [synonym, ...]}")
+    entries = []
+    for attribute, values in mapping.items():
+        if not isinstance(values, Mapping):
+            raise TypeError(f"synonyms[{attribute!r}] must map value -> [synonym, ...]")
+        for value, synonyms in values.items():
+            if isinstance(synonyms, str) or not all(isinstance(x, str) for x in synonyms):
+                raise TypeError(f"synonyms[{attribute!r}][{value!r}] must be a list of strings")
+            entries.append(interest_pb2.AttributeSynonyms(
+                attribute=attribute, value=value, synonyms=list(synonyms)))
+    return entries
+
+
 def _filters(
     filters: Mapping[str, str | Sequence[str]] | None,
 ) -> list[interest_pb2.AttributeFilter]:
@@ -531,6 +549,15 @@ class InterestClient:
     def delete_items(self, item_ids: Sequence[str]) -> interest_pb2.DeleteItemsResponse:
         """Remove items from the catalog."""
         return self._unary("DeleteItems", interest_pb2.DeleteItemsRequest(item_ids=list(item_ids)))
+
+    def set_attribute_synonyms(
+        self, mapping: Mapping[str, Mapping[str, Sequence[str]]]
+    ) -> interest_pb2.SetAttributeSynonymsResponse:
+        """Replace the synonyms of attribute values, ``{attribute: {value: [synonym, ...]}}``
+        (the shape of ``interest-client set-synonyms --file``); an empty list deletes the
+        value's list, values not named keep theirs. Safe to retry: the call replaces."""
+        request = interest_pb2.SetAttributeSynonymsRequest(entries=synonym_entries(mapping))
+        return self._unary("SetAttributeSynonyms", request)
 
     # -- users ----------------------------------------------------------------------------------
 

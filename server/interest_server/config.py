@@ -104,6 +104,10 @@ class Settings:
     """Concepts stored per user. An EncodeInterest MERGE that would store more fails with
     RESOURCE_EXHAUSTED and changes nothing; a description that alone yields more fails with
     INVALID_ARGUMENT. Bounds each user's concepts key and the per-Recommend concept work."""
+    max_synonyms_per_tenant: int = 10_000
+    """Attribute synonyms stored per tenant, over all values (SetAttributeSynonyms). A call
+    that would leave more fails with RESOURCE_EXHAUSTED and changes nothing. Each synonym, like
+    each attribute name and value, is at most max_id_length characters."""
     max_item_text_length: int = 4000
     """Longest item text (characters)."""
     max_items_per_upsert: int = 1000
@@ -204,6 +208,9 @@ class Settings:
         if self.max_concepts_per_user < 1:
             raise ValueError(f"--max-concepts-per-user must be at least 1, got "
                              f"{self.max_concepts_per_user}")
+        if self.max_synonyms_per_tenant < 0:
+            raise ValueError(f"--max-synonyms-per-tenant must be at least 0, got "
+                             f"{self.max_synonyms_per_tenant}")
         if self.redis_url and self.redis_url_file:
             raise ValueError("give --redis-url (INTEREST_REDIS_URL) or --redis-url-file "
                              "(INTEREST_REDIS_URL_FILE), not both")
@@ -362,8 +369,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                                        "watch_min_interval_ms", "coalesce_events"),
     "Request limits": ("max_message_bytes", "max_events_per_batch", "max_id_length",
                        "max_text_length", "max_item_text_length", "max_items_per_upsert",
-                       "max_attributes_per_item", "max_concepts_per_user", "max_k",
-                       "default_k"),
+                       "max_attributes_per_item", "max_concepts_per_user",
+                       "max_synonyms_per_tenant", "max_k", "default_k"),
     "Interest and ranking": ("window_size", "dedupe_ttl_s", "half_life_s",
                              "popularity_half_life_s", "theta", "concept_weight",
                              "grounding_threshold", "grounding_margin", "ann_min_items"),

@@ -16,6 +16,7 @@ SHARED_ML100K = ROOT.parent / "shared" / "datasets" / "ml-100k"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 FOLLOWED_LIKES = "OK: the list followed the liked films towards Sci-Fi"
 FOLLOWED_DESCRIPTION = "OK: the list turned to mystery and holds no romance"
+FOLLOWED_CHINESE = "OK (in Chinese): the list turned to mystery and holds no romance"
 
 # The demo's liked items (MovieLens ids) plus mystery, romance and other titles around them.
 SYNTHETIC = [
@@ -69,12 +70,18 @@ def _rows(stage: str) -> list[str]:
 def _check_output(out: str, *, final_rows: int) -> None:
     """What every run of the demo must print: both checks held, and the lists agree with them."""
     assert FOLLOWED_LIKES in out and FOLLOWED_DESCRIPTION in out, out[-4000:]
+    assert FOLLOWED_CHINESE in out, out[-4000:]
     assert "FAILED" not in out, out[-4000:]
-    final = out.split("== 3. after the description", 1)[1]
-    rows = _rows(final)
-    assert len(rows) == final_rows if final_rows == 10 else len(rows) >= final_rows, final
-    assert not any("Romance" in row for row in rows), final
-    assert all("Mystery" in row for row in rows[:5]), final
+    final, chinese = out.split("== 3. after the description", 1)[1].split("== 4.", 1)
+    for stage in (final, chinese):
+        rows = _rows(stage)
+        assert len(rows) == final_rows if final_rows == 10 else len(rows) >= final_rows, stage
+        assert not any("Romance" in row for row in rows), stage
+        assert all("Mystery" in row for row in rows[:5]), stage
+    # The Chinese phrases reach the genres through the shipped synonyms, at similarity 1.
+    for line in ("concept: likes '悬疑电影' (weight 0.80) -> genre = Mystery (1.00)",
+                 "concept: dislikes '爱情电影' (weight 1.00) -> genre = Romance (1.00)"):
+        assert line in out, out[-4000:]
     # The behaviour stage changed the list before the description did, towards the liked genre.
     stage1 = out.split("== 1.", 1)[1].split("== 2.1", 1)[0]
     stage2 = out.split("== 2.6", 1)[1].split("== 3.", 1)[0]

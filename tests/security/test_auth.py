@@ -287,6 +287,10 @@ def test_every_method_needs_a_scope_and_reads_need_read() -> None:
     assert {m.name for m in service.methods} == {p.rsplit("/", 1)[1] for p in auth.METHOD_SCOPES}
     reads = {p.rsplit("/", 1)[1] for p, s in auth.METHOD_SCOPES.items() if s == auth.READ}
     assert reads == {"Recommend", "GetUserState", "WatchRecommendations"}
+    # Listed in the code, not only defaulted: a method is read or write on purpose.
+    assert {m.name for m in service.methods} == auth._READ_METHODS | auth._WRITE_METHODS
+    assert not auth._READ_METHODS & auth._WRITE_METHODS
+    assert auth.METHOD_SCOPES["/interest.v1.InterestService/SetAttributeSynonyms"] == auth.WRITE
 
 
 def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,6 +73,9 @@ CALLS: dict[str, tuple[str, Callable[[Stub], Any]]] = {
                                                          timeout=30)),
     "WatchRecommendations": ("recommend", lambda s: list(s.WatchRecommendations(
         pb.WatchRecommendationsRequest(user_id="u1"), timeout=30))),
+    "SetAttributeSynonyms": ("set_attribute_synonyms", lambda s: s.SetAttributeSynonyms(
+        pb.SetAttributeSynonymsRequest(entries=[pb.AttributeSynonyms(
+            attribute="genre", value="Mystery", synonyms=["悬疑"])]), timeout=30)),
 }
 
 

@@ -509,6 +509,19 @@ TABLE: list[tuple[str, str, Any, grpc.StatusCode, str]] = [
      C.INVALID_ARGUMENT, "user_id is 129 characters"),
     ("delete-user-oversized", "DeleteUser", pb.DeleteUserRequest(user_id=BIG),
      C.RESOURCE_EXHAUSTED, ""),
+    ("synonyms-empty", "SetAttributeSynonyms", pb.SetAttributeSynonymsRequest(),
+     C.INVALID_ARGUMENT, "entries is empty"),
+    ("synonyms-no-attribute", "SetAttributeSynonyms", pb.SetAttributeSynonymsRequest(
+        entries=[pb.AttributeSynonyms(value="Mystery", synonyms=["悬疑"])]),
+     C.INVALID_ARGUMENT, "entries[0].attribute is required"),
+    ("synonyms-nul", "SetAttributeSynonyms", pb.SetAttributeSynonymsRequest(
+        entries=[pb.AttributeSynonyms(attribute="genre", value="Mystery", synonyms=["a\x00"])]),
+     C.INVALID_ARGUMENT, "entries[0].synonyms contains control"),
+    ("synonyms-long", "SetAttributeSynonyms", pb.SetAttributeSynonymsRequest(
+        entries=[pb.AttributeSynonyms(attribute="genre", value="Mystery", synonyms=["悬" * 129])]),
+     C.INVALID_ARGUMENT, "entries[0].synonyms is 129 characters"),
+    ("synonyms-oversized", "SetAttributeSynonyms", pb.SetAttributeSynonymsRequest(
+        entries=[pb.AttributeSynonyms(attribute=BIG, value="v")]), C.RESOURCE_EXHAUSTED, ""),
 ]
 REQUEST_TYPES = {m.name: (m.client_streaming, m.server_streaming,
                           getattr(pb, m.input_type.name), getattr(pb, m.output_type.name))

@@ -36,7 +36,7 @@ PASSWORD = "acl-pw-7c1d9e"
 # which Redis 6.x denies (and logs) unless `+client|maint_notifications` is granted.
 COMMANDS = [
     "ping", "evalsha", "script|load", "script|exists",
-    "get", "mget", "set", "del", "exists", "getrange", "hgetall", "hmget", "hset",
+    "get", "mget", "set", "del", "exists", "getrange", "hgetall", "hmget", "hset", "hdel",
     "lrange", "sadd", "srem", "smembers", "sscan", "zrange", "zincrby", "zrevrange",
     "xadd", "xread", "xrevrange", "expire", "persist", "pttl", "publish", "subscribe",
     "unsubscribe",
@@ -112,6 +112,12 @@ def every_flow(stub: interest_pb2_grpc.InterestServiceStub) -> None:
     acks = list(stub.StreamEvents(iter([pb.EventBatch(events=[event("e3", "a", "4")])]),
                                   timeout=30))
     assert acks[0].applied == 1
+    written = stub.SetAttributeSynonyms(pb.SetAttributeSynonymsRequest(entries=[
+        pb.AttributeSynonyms(attribute="genre", value="Mystery", synonyms=["悬疑"]),
+        pb.AttributeSynonyms(attribute="genre", value="Romance", synonyms=["爱情"])]), timeout=30)
+    assert written.total_synonyms == 2
+    assert stub.SetAttributeSynonyms(pb.SetAttributeSynonymsRequest(entries=[
+        pb.AttributeSynonyms(attribute="genre", value="Romance")]), timeout=30).deleted == 1
     stub.EncodeInterest(pb.EncodeInterestRequest(
         user_id="a", text="I love mystery films, I hate romance"), timeout=30)
     stub.EncodeInterest(pb.EncodeInterestRequest(

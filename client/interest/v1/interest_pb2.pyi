@@ -366,3 +366,29 @@ class WatchRecommendationsRequest(_message.Message):
     options: RecommendOptions
     min_interval_ms: int
     def __init__(self, user_id: _Optional[str] = ..., k: _Optional[int] = ..., options: _Optional[_Union[RecommendOptions, _Mapping]] = ..., min_interval_ms: _Optional[int] = ...) -> None: ...
+
+class AttributeSynonyms(_message.Message):
+    __slots__ = ("attribute", "value", "synonyms")
+    ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SYNONYMS_FIELD_NUMBER: _ClassVar[int]
+    attribute: str
+    value: str
+    synonyms: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, attribute: _Optional[str] = ..., value: _Optional[str] = ..., synonyms: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetAttributeSynonymsRequest(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AttributeSynonyms]
+    def __init__(self, entries: _Optional[_Iterable[_Union[AttributeSynonyms, _Mapping]]] = ...) -> None: ...
+
+class SetAttributeSynonymsResponse(_message.Message):
+    __slots__ = ("stored", "deleted", "total_synonyms")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SYNONYMS_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    deleted: int
+    total_synonyms: int
+    def __init__(self, stored: _Optional[int] = ..., deleted: _Optional[int] = ..., total_synonyms: _Optional[int] = ...) -> None: ...

@@ -81,6 +81,11 @@ class InterestServiceStub:
                 request_serializer=interest_dot_v1_dot_interest__pb2.WatchRecommendationsRequest.SerializeToString,
                 response_deserializer=interest_dot_v1_dot_interest__pb2.RecommendResponse.FromString,
                 _registered_method=True)
+        self.SetAttributeSynonyms = channel.unary_unary(
+                '/interest.v1.InterestService/SetAttributeSynonyms',
+                request_serializer=interest_dot_v1_dot_interest__pb2.SetAttributeSynonymsRequest.SerializeToString,
+                response_deserializer=interest_dot_v1_dot_interest__pb2.SetAttributeSynonymsResponse.FromString,
+                _registered_method=True)
 
 
 class InterestServiceServicer:
@@ -159,6 +164,18 @@ class InterestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAttributeSynonyms(self, request, context):
+        """Sets the synonyms of catalog attribute values for the tenant: words or phrases in any
+        language that name a value (genre = Mystery: "悬疑", "policier"). A concept phrase that
+        contains a synonym is linked to its value before embedding similarity is tried. Each entry
+        replaces its value's list; an empty list deletes it. Seen by every server process within
+        about a second. RESOURCE_EXHAUSTED, changing nothing, when the tenant would hold more than
+        the server's limit of synonyms.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InterestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +223,11 @@ def add_InterestServiceServicer_to_server(servicer, server):
                     servicer.WatchRecommendations,
                     request_deserializer=interest_dot_v1_dot_interest__pb2.WatchRecommendationsRequest.FromString,
                     response_serializer=interest_dot_v1_dot_interest__pb2.RecommendResponse.SerializeToString,
+            ),
+            'SetAttributeSynonyms': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAttributeSynonyms,
+                    request_deserializer=interest_dot_v1_dot_interest__pb2.SetAttributeSynonymsRequest.FromString,
+                    response_serializer=interest_dot_v1_dot_interest__pb2.SetAttributeSynonymsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +475,33 @@ class InterestService:
             '/interest.v1.InterestService/WatchRecommendations',
             interest_dot_v1_dot_interest__pb2.WatchRecommendationsRequest.SerializeToString,
             interest_dot_v1_dot_interest__pb2.RecommendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAttributeSynonyms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interest.v1.InterestService/SetAttributeSynonyms',
+            interest_dot_v1_dot_interest__pb2.SetAttributeSynonymsRequest.SerializeToString,
+            interest_dot_v1_dot_interest__pb2.SetAttributeSynonymsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,12 +25,14 @@ SCOPES = frozenset({READ, WRITE})
 
 _SERVICE = interest_pb2.DESCRIPTOR.services_by_name["InterestService"]
 _READ_METHODS = frozenset({"Recommend", "GetUserState", "WatchRecommendations"})
+_WRITE_METHODS = frozenset({"StreamEvents", "IngestEvents", "EncodeInterest", "UpsertItems",
+                            "DeleteItems", "DeleteUser", "SetAttributeSynonyms"})
 METHOD_SCOPES: dict[str, str] = {
     f"/{_SERVICE.full_name}/{m.name}": READ if m.name in _READ_METHODS else WRITE
     for m in _SERVICE.methods
 }
 """Full method path -> the scope it needs. Every InterestService method is listed; a method
-added to the proto later needs `write` until it is listed here (deny by default)."""
+added to the proto later, in neither list above, needs `write` (deny by default)."""
 _GUARDED_PREFIX = f"/{_SERVICE.full_name}/"
 
 UNAUTHENTICATED_MESSAGE = "missing or invalid bearer token (metadata 'authorization: Bearer ...')"

@@ -218,6 +218,16 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
         deleted = engine.delete_items(ids)
         return pb.DeleteItemsResponse(deleted=deleted, catalog_size=engine.catalog_size())
 
+    @rpc
+    def SetAttributeSynonyms(self, request: pb.SetAttributeSynonymsRequest,  # noqa: N802
+                             context: grpc.ServicerContext) -> pb.SetAttributeSynonymsResponse:
+        engine = self._engine(context)
+        entries = v.check_synonym_entries(
+            [(e.attribute, e.value, list(e.synonyms)) for e in request.entries], self.settings)
+        written = engine.set_attribute_synonyms(entries)
+        return pb.SetAttributeSynonymsResponse(stored=written.stored, deleted=written.deleted,
+                                               total_synonyms=written.total)
+
     # ---- users --------------------------------------------------------------------------
 
     @rpc

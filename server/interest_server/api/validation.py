@@ -75,6 +75,26 @@ def check_attributes(field: str, attributes: Sequence[tuple[str, Sequence[str]]]
     return out
 
 
+def check_synonym_entries(entries: Sequence[tuple[str, str, Sequence[str]]],
+                          settings: Settings) -> list[tuple[tuple[str, str], list[str]]]:
+    """SetAttributeSynonyms entries: ((attribute, value), synonyms), duplicates in a list
+    dropped. Each string is an id-like value; a synonym must hold a letter or digit, or it
+    could never match a word. The total against max_synonyms_per_tenant is the store's check
+    (RESOURCE_EXHAUSTED): it counts what the tenant already holds."""
+    check_count("entries", len(entries), max(settings.max_synonyms_per_tenant, 1))
+    out = []
+    for n, (attribute, value, synonyms) in enumerate(entries):
+        where = f"entries[{n}]"
+        check_id(f"{where}.attribute", attribute, settings.max_id_length)
+        check_id(f"{where}.value", value, settings.max_id_length)
+        for synonym in synonyms:
+            check_id(f"{where}.synonyms", synonym, settings.max_id_length)
+            if not any(c.isalnum() for c in synonym):
+                raise InvalidArgument(f"{where}.synonyms: {synonym!r} has no letter or digit")
+        out.append(((attribute, value), list(dict.fromkeys(synonyms))))
+    return out
+
+
 def validate_event(event_id: str, user_id: str, item_id: str, type_number: int,
                    value: float | None, timestamp_ms: int, settings: Settings) -> EventRecord:
     """One event's fields; raises InvalidArgument naming the first bad field."""

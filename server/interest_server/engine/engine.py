@@ -20,13 +20,16 @@ from interest_server.errors import (
 )
 from interest_server.events import EventRecord, EventResult, EventType, Outcome, RejectReason
 from interest_server.model import conceptualizer as cz
-from interest_server.model.concepts import ConceptPhrase, Polarity
+from interest_server.model.concepts import AttrPair, ConceptPhrase, Polarity
 from interest_server.model.interest_model import DecayedAverageModel, InterestFunction
+from interest_server.model.synonyms import EMPTY as EMPTY_SYNONYMS
+from interest_server.model.synonyms import SynonymMatcher
 from interest_server.ops import metrics
 from interest_server.recommend.item_index import CatalogItem, ItemIndex, StaleView, embedding_text
 from interest_server.recommend.ranking import Ranker, RankOptions, RankResult, RecentItem
 from interest_server.state.catalog import CatalogFollower, CatalogStore
 from interest_server.state.keys import DEFAULT_KEYS, KeySpace
+from interest_server.state.synonyms import OverCap, SynonymStore, SynonymsWritten
 from interest_server.state.user_store import UserSnapshot, UserStateCache, UserStore
 
 log = logging.getLogger(__name__)
@@ -100,8 +103,10 @@ class InterestEngine:
                                behaviour_embed=behaviour_embed,
                                behaviour_dim=self.model.dim if behaviour_embed else 0,
                                ann_min_items=settings.ann_min_items)
+        self.synonym_store = SynonymStore(client, settings.catalog_stream_maxlen, keys)
+        self.synonyms = EMPTY_SYNONYMS
         self.follower = CatalogFollower(self.catalog, self.index, encoder.model_id,
-                                        encoder.embed)
+                                        encoder.embed, on_synonyms=self.reload_synonyms)
         self.ranker = Ranker(self.index)
         self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.embed,
                                                 encoder.model_id, rewrite,
@@ -111,8 +116,9 @@ class InterestEngine:
                                        on_group=metrics.WRITE_CALLS.observe)
 
     def start(self) -> None:
-        """Load the catalog and follow its changes."""
+        """Load the catalog and the synonyms, and follow their changes."""
         self.follower.load()
+        self.reload_synonyms()  # after load() took the stream cursor: no change is missed
         self.index.build_scanner()  # before SERVING, so the first requests are fast too
         self.follower.start()
 
@@ -203,7 +209,26 @@ class InterestEngine:
         """Link concepts to the catalog's current attribute vocabulary."""
         pairs, vocab = self.index.vocabulary()
         return cz.ground(concepts, pairs, vocab, self.settings.grounding_threshold,
-                         self.settings.grounding_margin)
+                         self.settings.grounding_margin, self.synonyms)
+
+    def set_attribute_synonyms(self, entries: Sequence[tuple[AttrPair, Sequence[str]]]
+                               ) -> SynonymsWritten:
+        """Replace the synonym lists of attribute values (empty: delete), all or nothing; this
+        process uses them on return, the others when their follower reads the announcement."""
+        cap = self.settings.max_synonyms_per_tenant
+        try:
+            written = self.synonym_store.replace(entries, cap)
+        except OverCap as exc:
+            raise ResourceExhausted(
+                f"this call would leave {exc.total} synonyms; the limit is {cap} per tenant "
+                f"(max_synonyms_per_tenant); nothing was changed: send shorter lists, or delete "
+                f"lists no longer needed (an empty list deletes one)") from None
+        self.reload_synonyms()
+        return written
+
+    def reload_synonyms(self) -> None:
+        """Read the tenant's synonyms from Redis into the matcher grounding uses."""
+        self.synonyms = SynonymMatcher.build(self.synonym_store.load())
 
     # ---- recommendations ----------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from interest_server.model.concepts import (
     merge_concepts,
     parse_concepts,
 )
+from interest_server.model.synonyms import EMPTY as EMPTY_SYNONYMS
+from interest_server.model.synonyms import SynonymMatcher
 
 
 @dataclass(frozen=True)
@@ -121,19 +123,31 @@ def loads(raw: bytes | None) -> list[StoredConcept]:
 
 
 def ground(concepts: Sequence[StoredConcept], pairs: Sequence[AttrPair], vocab: np.ndarray,
-           threshold: float, margin: float) -> list[GroundedConcept]:
+           threshold: float, margin: float, synonyms: SynonymMatcher = EMPTY_SYNONYMS
+           ) -> list[GroundedConcept]:
     """Link each concept to the attribute values it names.
 
-    The best-matching value is linked when its cosine is >= threshold; further values are
-    linked too when within `margin` of the best (e.g. "romantic comedies" -> Romance, Comedy).
+    A concept whose phrase contains a synonym of a catalog value is linked to that value (and
+    any other value it names by synonym) with similarity 1.0, and embedding similarity is not
+    consulted. Otherwise the best-matching value is linked when its cosine is >= threshold;
+    further values are linked too when within `margin` of the best (e.g. "romantic comedies" ->
+    Romance, Comedy).
     """
     if not concepts:
         return []
     if len(pairs) == 0:
         return [GroundedConcept(c) for c in concepts]
     sims = np.stack([c.ground_vector for c in concepts]) @ vocab.T
+    known: set[AttrPair] | None = None  # built on the first synonym match only
     out = []
     for c, row in zip(concepts, sims, strict=True):
+        named = synonyms.match(c.phrase)
+        if named:
+            known = set(pairs) if known is None else known
+            named = [p for p in named if p in known]  # values no item carries link nothing
+        if named:
+            out.append(GroundedConcept(c, [(p, 1.0) for p in named]))
+            continue
         best = float(row.max())
         links = []
         if best >= threshold:

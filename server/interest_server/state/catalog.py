@@ -13,6 +13,7 @@ import redis
 from interest_server.recommend.item_index import CatalogItem, ItemIndex, embedding_text
 from interest_server.state.keys import DEFAULT_KEYS, KeySpace
 from interest_server.state.redis_conn import REDIS_ERRORS
+from interest_server.state.synonyms import SYNONYMS_OP
 from interest_server.state.user_store import now_ms, pack_vector, unpack_vector
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,12 @@ class CatalogFollower:
     """
 
     def __init__(self, store: CatalogStore, index: ItemIndex, model_id: str,
-                 embed: Callable[[list[str]], np.ndarray], block_ms: int = 1000) -> None:
+                 embed: Callable[[list[str]], np.ndarray], block_ms: int = 1000,
+                 on_synonyms: Callable[[], None] | None = None) -> None:
+        """`on_synonyms()` is called for each `synonyms` entry of the stream (state/synonyms.py:
+        the tenant's attribute synonyms changed)."""
         self.store = store
+        self.on_synonyms = on_synonyms
         self.index = index
         self.model_id = model_id
         self.embed = embed
@@ -160,7 +165,10 @@ class CatalogFollower:
         changes = self.store.read_changes(self._cursor, self.block_ms if block_ms is None
                                           else block_ms)
         for entry_id, op, item_ids in changes:
-            if op == "delete":
+            if op == SYNONYMS_OP:
+                if self.on_synonyms is not None:
+                    self.on_synonyms()
+            elif op == "delete":
                 self.index.delete(item_ids)
             else:
                 items = self.store.fetch(item_ids)

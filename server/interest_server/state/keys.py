@@ -15,6 +15,8 @@ CATALOG_IDS = "catalog:ids"
 """Set of every item id in the catalog."""
 CATALOG_CHANGES = "catalog:changes"
 """Stream of catalog changes that every server process follows."""
+CATALOG_SYNONYMS = "catalog:synonyms"
+"""Hash attribute + US + value -> JSON list of the value's synonyms."""
 POPULARITY = "pop"
 """Sorted set item id -> forward-decayed interaction count."""
 
@@ -83,6 +85,11 @@ class KeySpace:
     def catalog_changes(self) -> str:
         """Stream of the tenant's catalog changes."""
         return self.prefix + CATALOG_CHANGES
+
+    @property
+    def synonyms(self) -> str:
+        """Hash of the tenant's attribute synonyms: "<attribute>\\x1f<value>" -> JSON list."""
+        return self.prefix + CATALOG_SYNONYMS
 
     @property
     def popularity(self) -> str:
