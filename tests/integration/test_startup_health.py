@@ -113,18 +113,21 @@ def test_health_is_not_serving_until_warm_and_catalog_loaded(redis_client, redis
     assert not failed, failed
     assert slow.warm_done_at is not None
 
-    answered = [p for p in polls if p.health[0] is not None]
-    waiting = [p for p in answered if p.health != (SERVING, SERVING)]
-    serving = [p for p in answered if p.health == (SERVING, SERVING)]
-    # The port answered while the model was still warming, and said NOT_SERVING for both names.
-    assert waiting, [p.health for p in polls]
-    assert all(p.health == (NOT_SERVING, NOT_SERVING) for p in waiting), [p.health for p in polls]
-    assert any(p.at < slow.warm_done_at for p in waiting)
-    # Calls arriving meanwhile were told to come back, not ranked against an empty index.
+    seen = [(round(p.at - slow.warm_done_at, 3), p.health) for p in polls]
+    # Polls that ended before warm-up did lie wholly in the start-up: every status that was
+    # answered said NOT_SERVING (a check that timed out on a loaded box answered nothing), and
+    # calls were told to come back, not ranked against an empty index.
+    during = [p for p in polls if p.at < slow.warm_done_at and p.health[0] is not None]
+    assert any(p.health == (NOT_SERVING, NOT_SERVING) for p in during), seen
+    assert all(s in (None, NOT_SERVING) for p in during for s in p.health), seen
     assert all(p.recommend == grpc.StatusCode.UNAVAILABLE and p.details == STARTING_MESSAGE
-               for p in waiting), [(p.recommend, p.details) for p in waiting]
-    # Then SERVING (after warm-up, never NOT_SERVING again), with the whole catalog loaded.
-    assert serving and answered.index(serving[0]) == len(waiting)
-    assert serving[0].at > slow.warm_done_at
+               for p in during), [(p.recommend, p.details) for p in during]
+    # Then SERVING for both names, only after warm-up, and never NOT_SERVING again, with the
+    # whole catalog loaded. (While health flips, one name may say SERVING a moment before the
+    # other: the two are set one after the other; polls in that moment are not judged.)
+    first = next(i for i, p in enumerate(polls) if p.health == (SERVING, SERVING))
+    serving = polls[first:]
+    assert serving[0].at > slow.warm_done_at, seen
+    assert all(p.health == (SERVING, SERVING) for p in serving), seen
     assert all(p.recommend == grpc.StatusCode.OK and p.items == 5 for p in serving), \
         [(p.recommend, p.details, p.items) for p in serving]
