@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 ENV_PREFIX = "INTEREST_"
+CONCEPT_EXTRACTORS = ("learned", "rules")
+"""Values of --concept-extractor."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,13 @@ class Settings:
     interest_model_path: str = ""
     """Checkpoint of a trained sequence interest model (`interest-server train`). Empty: the
     decayed average of the user's item text vectors."""
+    concept_extractor: str = "learned"
+    """How descriptions become liked and disliked concepts: 'learned' (a token-classification
+    head on the encoder's token states, model/concept_extractor.py) or 'rules' (the phrase-list
+    parser, model/concepts.py)."""
+    concept_head_path: str = ""
+    """The learned extractor's head (safetensors, `interest-server train-concepts`). Empty: the
+    head shipped with the package, trained on the default encoder's token states."""
     rewriter_model_dir: str = ""
     """Optional local generative (seq2seq) model that rewrites descriptions into concept phrases."""
     encode_batch_size: int = 32
@@ -203,6 +212,9 @@ class Settings:
         if self.workers < 2:
             raise ValueError(f"--workers must be at least 2 (one for streams, one for other "
                              f"calls), got {self.workers}")
+        if self.concept_extractor not in CONCEPT_EXTRACTORS:
+            raise ValueError(f"--concept-extractor must be one of {', '.join(CONCEPT_EXTRACTORS)}, "
+                             f"got {self.concept_extractor!r}")
         if self.coalesce_events < 1:
             raise ValueError(f"--coalesce-events must be at least 1, got {self.coalesce_events}")
         if self.max_concepts_per_user < 1:
@@ -360,7 +372,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                            "tls_client_ca_file", "auth_token_file", "auth_tokens"),
     "Redis": ("redis_url", "redis_url_file", "redis_cluster", "redis_timeout_s", "data_dir",
               "redis_appendfsync", "user_ttl_s", "user_cache_size", "catalog_stream_maxlen"),
-    "Models and encoding": ("model_dir", "interest_model_path", "rewriter_model_dir",
+    "Models and encoding": ("model_dir", "interest_model_path", "concept_extractor",
+                            "concept_head_path", "rewriter_model_dir",
                             "encoder_runtime", "encode_batch_size", "max_seq_length",
                             "torch_threads"),
     "Processes, threads and streams": ("processes", "supervisor_pid", "workers",
