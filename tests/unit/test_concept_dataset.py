@@ -7,7 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from interest_server.model.concepts import Polarity
 from interest_server.offline.concept_dataset import (
     build_dataset,
