@@ -55,14 +55,26 @@ class Settings:
     """Checkpoint of a trained sequence interest model (`interest-server train`). Empty: the
     decayed average of the user's item text vectors."""
     concept_extractor: str = "learned"
-    """How descriptions become liked and disliked concepts: 'learned' (a token-classification
-    head on the encoder's token states, model/concept_extractor.py) or 'rules' (the phrase-list
-    parser, model/concepts.py)."""
+    """How descriptions become liked and disliked concepts: 'learned' or 'rules'. 'learned': a
+    token-classification head on the encoder's token states (model/concept_extractor.py);
+    'rules': the phrase-list parser (model/concepts.py)."""
     concept_head_path: str = ""
     """The learned extractor's head (safetensors, `interest-server train-concepts`). Empty: the
     head shipped with the package, trained on the default encoder's token states."""
+    concept_model_dir: str = ""
+    """Optional local instruction model that restates each description as JSON likes and
+    dislikes. Any causal or seq2seq transformers directory, loaded offline. Its answer is
+    validated; an invalid one, or none within concept_model_budget_ms, falls back to the concept
+    extractor. Answers are cached by model and text (docs/models.md, The LLM step). Empty: off."""
+    concept_model_budget_ms: float = 1500.0
+    """Time budget of one concept_model_dir generation (ms). It is checked between generated
+    tokens; an answer not complete by then falls back to the concept extractor. 0: no budget."""
+    concept_model_cache_size: int = 10_000
+    """Descriptions whose concept_model_dir answer this process remembers. The least recently
+    used go first; a cached description costs no generation. 0: no cache."""
     rewriter_model_dir: str = ""
-    """Optional local generative (seq2seq) model that rewrites descriptions into concept phrases."""
+    """Deprecated alias of concept_model_dir (its old name, flag and variable); giving both with
+    different values is an error."""
     encode_batch_size: int = 32
     """Texts per forward pass when embedding items."""
     torch_threads: int = 0
@@ -223,6 +235,22 @@ class Settings:
         if self.max_synonyms_per_tenant < 0:
             raise ValueError(f"--max-synonyms-per-tenant must be at least 0, got "
                              f"{self.max_synonyms_per_tenant}")
+        if self.rewriter_model_dir:
+            if self.concept_model_dir and self.concept_model_dir != self.rewriter_model_dir:
+                raise ValueError(
+                    f"--rewriter-model-dir (INTEREST_REWRITER_MODEL_DIR) is the old name of "
+                    f"--concept-model-dir (INTEREST_CONCEPT_MODEL_DIR); give one, not both "
+                    f"with different values ({self.rewriter_model_dir!r} and "
+                    f"{self.concept_model_dir!r})")
+            # The alias is folded into the new name here, once, so nothing else reads it.
+            object.__setattr__(self, "concept_model_dir", self.rewriter_model_dir)
+            object.__setattr__(self, "rewriter_model_dir", "")
+        if self.concept_model_budget_ms < 0:
+            raise ValueError(f"--concept-model-budget-ms must be 0 (no budget) or more, got "
+                             f"{self.concept_model_budget_ms}")
+        if self.concept_model_cache_size < 0:
+            raise ValueError(f"--concept-model-cache-size must be 0 (no cache) or more, got "
+                             f"{self.concept_model_cache_size}")
         if self.redis_url and self.redis_url_file:
             raise ValueError("give --redis-url (INTEREST_REDIS_URL) or --redis-url-file "
                              "(INTEREST_REDIS_URL_FILE), not both")
@@ -373,7 +401,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Redis": ("redis_url", "redis_url_file", "redis_cluster", "redis_timeout_s", "data_dir",
               "redis_appendfsync", "user_ttl_s", "user_cache_size", "catalog_stream_maxlen"),
     "Models and encoding": ("model_dir", "interest_model_path", "concept_extractor",
-                            "concept_head_path", "rewriter_model_dir",
+                            "concept_head_path", "concept_model_dir",
+                            "concept_model_budget_ms", "concept_model_cache_size",
+                            "rewriter_model_dir",
                             "encoder_runtime", "encode_batch_size", "max_seq_length",
                             "torch_threads"),
     "Processes, threads and streams": ("processes", "supervisor_pid", "workers",

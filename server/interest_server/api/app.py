@@ -144,10 +144,13 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
                                   batch_size=settings.encode_batch_size,
                                   runtime=settings.encoder_runtime)
         rewrite = None
-        if settings.rewriter_model_dir:
+        if settings.concept_model_dir:
             from interest_server.model.rewriter import GenerativeRewriter
 
-            rewrite = GenerativeRewriter(settings.rewriter_model_dir).rewrite
+            rewrite = GenerativeRewriter(
+                settings.concept_model_dir, fallback=rewrite,
+                budget_ms=settings.concept_model_budget_ms,
+                cache_size=settings.concept_model_cache_size).rewrite
         tenants = TenantEngines(settings, client, encoder, rewrite)
         engine = tenants.default
 

@@ -76,6 +76,10 @@ WRITE_CALLS = Histogram(
 WATCH_PUSHES = Counter("interest_watch_pushes", "Lists pushed on WatchRecommendations streams")
 WATCH_NOTIFICATIONS = Counter("interest_watch_notifications",
                               "User-change messages the watch subscriber received")
+CONCEPT_MODEL_CALLS = Counter(
+    "interest_concept_model_calls", "Descriptions given to the LLM step (concept_model_dir), by "
+    "outcome: json (its answer used), invalid_fallback or timeout_fallback (the fallback "
+    "extractor's concepts used instead), cache_hit (no generation)", ["outcome"])
 
 
 class _TenantCollector:
