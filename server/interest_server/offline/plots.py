@@ -86,3 +86,55 @@ def metric_bars(rows: Mapping[str, Mapping[str, float]], path: Path) -> Path | N
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def concept_bars(groups: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path | None:
+    """Per language group (overall, English, non-English, each language): the share of lists
+    holding a disliked item, the mean liked share and the polarity inversions, with the targets
+    as dashed lines. Returns the file, or None when the plot was skipped."""
+    plt = _pyplot(path)
+    if plt is None:
+        return None
+    names = list(groups)
+    panels = (("share of lists with a disliked item", "disliked_list_share", 0.0),
+              ("mean liked share", "mean_liked_share", 0.9),
+              ("polarity inversions", "inversions", 0.0))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(names) + 1.8), sharey=True)
+    for ax, (label, key, target) in zip(axes, panels, strict=True):
+        values = [groups[n][key] or 0.0 for n in names]
+        ax.barh(names, values, color="#2f6fbd")
+        ax.axvline(target, color="tab:green", linestyle="--", linewidth=1)
+        top = max([*values, target, 0.0])
+        ax.set_xlim(0, 1.1 if key != "inversions" else max(1.0, 1.15 * top))
+        ax.set_xlabel(f"{label} (target {target:g})")
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:.3g}", va="center", fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def concept_training_curve(history: Mapping[str, Any], path: Path) -> Path | None:
+    """The concept head's training loss and dev span F1 per epoch, the kept epoch marked.
+    Returns the file, or None when the plot was skipped."""
+    plt = _pyplot(path)
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(history["epoch"], history["loss"], color="tab:blue", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("tag + strength loss (train)", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.plot(history["epoch"], history["dev_f1"], color="tab:orange", marker=".")
+    ax2.set_ylabel("dev span F1", color="tab:orange")
+    ax2.axvline(history["best_epoch"], color="tab:green", linestyle="--", linewidth=1)
+    ax.set_title(f"concept head (kept epoch {history['best_epoch']})", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
