@@ -181,6 +181,9 @@ def main() -> None:
     parser.add_argument("--compare-cache", action="store_true",
                         help="run the real server with --user-cache-size 20000 and also drive "
                         "one with the default 0 (read before every write), one after the other")
+    parser.add_argument("--compare-event-log", action="store_true",
+                        help="also drive a real server with --event-log-maxlen 0 (no event "
+                        "log), right after the default one (which logs every acked event)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     started = machine()
@@ -201,6 +204,9 @@ def main() -> None:
             if args.compare_cache:  # run before the default one: first in line pays warm-up
                 servers.insert(1, ("nocache", stack.enter_context(ServerProcess(
                     "real", redis_server.url, "--user-cache-size", "0"))))
+            if args.compare_event_log:  # after the default one: it pays the warm-up
+                servers.append(("nolog", stack.enter_context(ServerProcess(
+                    "real", redis_server.url, "--event-log-maxlen", "0"))))
             if args.compare_coalescing:
                 servers.insert(1, ("uncoalesced", stack.enter_context(ServerProcess(
                     "real", redis_server.url, "--coalesce-events", "1"))))
@@ -229,6 +235,9 @@ def main() -> None:
                 if "procs" in row:
                     row["ratio_processes"] = (row["procs"]["events_per_s"]
                                               / row["real"]["events_per_s"])
+                if "nolog" in row:
+                    row["ratio_event_log"] = (row["real"]["events_per_s"]
+                                              / row["nolog"]["events_per_s"])
                 if "uncoalesced" in row:
                     row["ratio_coalescing"] = (row["real"]["events_per_s"]
                                                / row["uncoalesced"]["events_per_s"])
@@ -239,6 +248,9 @@ def main() -> None:
                           if "nocache" in row else "") + (
                           f", uncoalesced {row['uncoalesced']['events_per_s']:,.0f} ev/s"
                           if "uncoalesced" in row else "") + (
+                          f", no event log {row['nolog']['events_per_s']:,.0f} ev/s "
+                          f"(log/no log {row['ratio_event_log']:.3f})"
+                          if "nolog" in row else "") + (
                           f", {args.compare_processes} processes "
                           f"{row['procs']['events_per_s']:,.0f} ev/s"
                           f" ({row['procs']['msgs_per_s']:,.0f} msg/s)"

@@ -20,7 +20,9 @@ LUA_MANY = LUA.with_name("write_records.lua")
 GUARD_START, GUARD_END = "local expected = ARGV[1]\n", "redis.call('SET', KEYS[1], ARGV[2])\n"
 RECORD_BYTES = 5_400
 """About one user's record at a 50-event window (bench/README.md, Memory)."""
-KEY_NAMES = ("rec", "concepts", "state", "win", "seen", "ids", "idt")
+KEY_NAMES = ("rec", "concepts", "log", "state", "win", "seen", "ids", "idt")
+EVENT_LOG_MAXLEN = 1000
+"""The server's default event_log_maxlen: python_pipeline appends each event to the log."""
 
 
 def unguarded_script() -> str:
@@ -50,7 +52,7 @@ def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) ->
     """The server's own Redis traffic (single Redis) for `events` events in batches, issued
     from Python with redis-py: per batch one MGET of the users' records, then one EVALSHA of
     write_records.lua writing each user's record of RECORD_BYTES, guarded by its header, with
-    one popularity increment per event."""
+    one popularity increment per event and one event-log entry per event."""
     # Assembled as UserStore does: write_record.lua as a function, then the per-user loop.
     script = client.register_script("local function write_one(KEYS, ARGV)\n" + LUA.read_text()
                                     + "\nend\n" + LUA_MANY.read_text())
@@ -67,17 +69,21 @@ def python_pipeline(client: redis.Redis, events: int, batch: int, users: int) ->
         client.mget([f"{tag}:{{{u}}}:rec" for u in by_user])
         # write_records.lua's compact layout, as UserStore._run_writes builds it: the TTL once,
         # then per user its key count (format-1 keys only without a record), expected header,
-        # record, format-1 mark, channel, and its events' popularity pairs.
+        # record, format-1 mark, channel, its events' popularity pairs and its events for the
+        # event log (item, type, value, ms, event id).
         keys: list[str] = []
-        args: list[Any] = [0]
+        args: list[Any] = [0, EVENT_LOG_MAXLEN]
         for u, evs in by_user.items():
             v = version.get(u, 0)
             expected = HEADER.pack(MAGIC, v, epoch) if v else b""
             own = [f"{tag}:{{{u}}}:{k}" for k in KEY_NAMES]
-            own = own if not v else own[:2]
+            own = own if not v else own[:3]
             keys += own
             args += [len(own), expected, HEADER.pack(MAGIC, v + 1, epoch) + filler, "", "",
-                     len(evs), *(x for e in evs for x in (1.0, f"s{e % 1000}"))]
+                     len(evs), *(x for e in evs for x in (1.0, f"s{e % 1000}")),
+                     len(evs), *(x for e in evs
+                                 for x in (f"s{e % 1000}", 1, "", 1_800_000_000_000 + e,
+                                           f"{tag}.{e}"))]
             version[u] = v + 1
         replies = script(keys=[*keys, "py:pop"], args=args)
         assert all(int(r) == 1 for r in replies), "header guard refused"

@@ -70,8 +70,10 @@ def test_a_format1_user_is_read_then_converted_by_its_next_write(
     assert acks[1].reason == pb.REJECT_REASON_CONFLICTING_REPLAY
     assert [a.user_version for a in acks] == [5, 5, 5]
 
-    # Converted: one record, the five format-1 keys gone, the accumulator carried on.
-    assert [k for k in keys.all() if redis_client.exists(k)] == [keys.record]
+    # Converted: one record (and the event log of the new event), the five format-1 keys gone,
+    # the accumulator carried on.
+    assert [k for k in keys.all() if redis_client.exists(k)] == [keys.record, keys.log]
+    assert [f[b"e"] for _id, f in redis_client.xrange(keys.log)] == [b"f3"]
     record = UserRecord.decode(redis_client.get(keys.record))
     assert (record.version, record.applied, record.epoch.hex()) == (5, 3, "00112233aabbccdd")
     item4 = np.frombuffer(redis_client.hget(item_key("4"), "vec"), "<f4")

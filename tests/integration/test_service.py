@@ -200,7 +200,7 @@ def test_delete_user_leaves_no_key(stub, redis_client) -> None:  # noqa: ANN001
     stub.EncodeInterest(pb.EncodeInterestRequest(user_id="ivy{x}", text="I like comedies"))
     assert user_keys_in_redis(redis_client, "ivy{x}")
     resp = stub.DeleteUser(pb.DeleteUserRequest(user_id="ivy{x}"))
-    assert resp.keys_deleted == 2  # the behaviour record and the concepts
+    assert resp.keys_deleted == 3  # the behaviour record, the concepts and the event log
     assert user_keys_in_redis(redis_client, "ivy{x}") == []
     assert stub.GetUserState(pb.GetUserStateRequest(user_id="ivy{x}")).version == 0
 

@@ -199,7 +199,7 @@ def test_streaming_rpcs_are_guarded_too(servers: dict[str, RunningServer],
     with client_for(servers, maybe_certs, transport, WRITE_TOKEN) as client:
         acks = list(client.stream_events([{"user_id": "s", "item_id": "1", "type": "like"}]))
         assert acks[0].status == pb.ACK_STATUS_APPLIED
-        assert client.delete_user("s").keys_deleted == 1  # its record (no concepts stored)
+        assert client.delete_user("s").keys_deleted == 2  # record and event log (no concepts)
 
 
 @pytest.mark.parametrize("transport", ["plaintext", "tls", "mtls"])

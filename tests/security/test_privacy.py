@@ -65,8 +65,8 @@ def test_inactive_user_expires_and_activity_refreshes(
     ingest(stub, "t1", user, "1")
     stub.EncodeInterest(pb.EncodeInterestRequest(user_id=user, text="I like comedies"),
                         timeout=30)
-    found = ttls(module_redis, user)
-    assert len(found) == 2 and all(0 < t <= TTL_S for t in found.values()), found
+    found = ttls(module_redis, user)  # record, concepts and event log
+    assert len(found) == 3 and all(0 < t <= TTL_S for t in found.values()), found
     # Keep writing, alternately events and concepts, for longer than the TTL: nothing expires.
     assert WRITES * WRITE_EVERY_S > TTL_S
     for n in range(WRITES):
@@ -76,7 +76,7 @@ def test_inactive_user_expires_and_activity_refreshes(
                                 timeout=30)
         else:
             ingest(stub, f"t{n + 2}", user, str(n + 2))
-        assert len(keys_of(module_redis, user)) == 2  # record and concepts
+        assert len(keys_of(module_redis, user)) == 3  # record, concepts and event log
     assert all(t > TTL_S * 0.5 for t in ttls(module_redis, user).values())
     state = stub.GetUserState(pb.GetUserStateRequest(user_id=user), timeout=30)
     assert state.event_count == 1 + (WRITES + 1) // 2 and state.concepts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from interest_server.state.keys import item_key, user_key_pattern, user_keys
+from interest_server.state.keys import KeySpace, item_key, user_key_pattern, user_keys
 
 SLOTS = 16384
 
@@ -51,8 +51,8 @@ USER_IDS = ["42", "alice", "{", "}", "}{", "{}", "{x}", "%7B", "%7D", "%", "%25"
 @pytest.mark.parametrize("user_id", USER_IDS)
 def test_all_keys_of_a_user_share_one_slot(user_id: str) -> None:
     keys = user_keys(user_id).all()
-    assert len(keys) == 7
-    assert len(set(keys)) == 7
+    assert len(keys) == 8
+    assert len(set(keys)) == 8
     slots = {key_hash_slot(k) for k in keys}
     assert len(slots) == 1, (user_id, keys)
     # The slot is that of the tag alone, i.e. the keys really use a hash tag.
@@ -70,8 +70,8 @@ def test_empty_user_id_keys_share_one_slot() -> None:
 def test_key_shapes() -> None:
     keys = user_keys("42")
     assert keys.record == "u:{42}:rec"
-    assert keys.all() == ["u:{42}:rec", "u:{42}:concepts", "u:{42}:state", "u:{42}:win",
-                          "u:{42}:seen", "u:{42}:ids", "u:{42}:idt"]
+    assert keys.all() == ["u:{42}:rec", "u:{42}:concepts", "u:{42}:log", "u:{42}:state",
+                          "u:{42}:win", "u:{42}:seen", "u:{42}:ids", "u:{42}:idt"]
     assert user_keys("{a}").record == "u:{%7Ba%7D}:rec"
     assert item_key("m1") == "item:m1"
 
@@ -161,3 +161,14 @@ def test_user_key_pattern_matches_exactly_the_users_keys(user_id: str) -> None:
         for key in user_keys(other).all():
             assert not redis_glob(pattern, key), (user_id, other, pattern, key)
     assert not redis_glob(pattern, "item:" + user_id)
+
+
+@pytest.mark.parametrize("tenant", ["default", "acme"])
+def test_user_of_inverts_the_user_keys(tenant: str) -> None:
+    space = KeySpace(tenant)
+    for user_id in [*USER_IDS, ""]:
+        for key in space.user(user_id).all():
+            assert space.user_of(key) == user_id
+            assert space.user_of(key.encode()) == user_id
+    with pytest.raises(ValueError):
+        space.user_of(KeySpace("other").user("42").log)

@@ -40,36 +40,46 @@ def offline_evaluate(
     results: dict[str, dict[str, float]] = {}
     for name in splits:
         ranks = []
-        for user in tqdm(split.users, desc=f"evaluate {name}", disable=not progress):
+        targets = _targets(split, name)
+        for user in tqdm([u for u in split.users if u in targets], desc=f"evaluate {name}",
+                         disable=not progress):
             history = list(split.train[user])
             if name == "test":
                 history.append(split.valid[user])
-            elif name != "valid":
-                raise ValueError(f"unknown split {name!r}")
-            target = split.valid[user] if name == "valid" else split.test[user]
+            target = targets[user]
             vector = model.user_vector(history, split.text[[col[i] for i in history]])
             # An empty history scores by bias only: the protocol still ranks that user.
             if vector is None:
                 vector = model.prior_vector()
             ranks.append(target_rank(items @ vector, col[target], [col[i] for i in history]))
-        results[name] = rank_metrics(np.array(ranks))
+        results[name] = rank_metrics(np.array(ranks)) if ranks else {}
     return results
 
 
 def fast_evaluate(
     net: SeqRecNet, tensors: TrainTensors, split: SplitData, name: str
 ) -> dict[str, float]:
-    """Same protocol as `offline_evaluate`, batched over users (used for early stopping)."""
+    """Same protocol as `offline_evaluate`, batched over users (used for early stopping).
+    Users without a target for `name` are passed over; no target at all gives {}."""
+    ranks = fast_ranks(net, tensors, split, name)
+    return rank_metrics(ranks) if len(ranks) else {}
+
+
+def fast_ranks(net: SeqRecNet, tensors: TrainTensors, split: SplitData, name: str) -> np.ndarray:
+    """Each judged user's 0-based rank of the `name` target, in `split.users` order."""
     net.eval()
     max_len = net.cfg.max_len
+    targets = _targets(split, name)
+    row_of = {user: u for u, user in enumerate(split.users)}
+    judged = [user for user in split.users if user in targets]
     ranks: list[int] = []
     with torch.inference_mode():
         items = net.item_vectors(torch.arange(len(tensors.text)), tensors.text)
-        for start in range(0, len(split.users), 256):
-            users = split.users[start : start + 256]
+        for start in range(0, len(judged), 256):
+            users = judged[start : start + 256]
             hists = []
-            for u, user in enumerate(users, start=start):
-                hist = list(tensors.histories[u])
+            for user in users:
+                hist = list(tensors.histories[row_of[user]])
                 if name == "test":
                     hist.append(tensors.vocab[split.valid[user]])
                 hists.append(hist)
@@ -91,8 +101,39 @@ def fast_evaluate(
                     scores[r] = items[:, net.cfg.dim]  # bias only
             scores[:, PAD] = -torch.inf
             for r, user in enumerate(users):
-                target = tensors.vocab[(split.valid if name == "valid" else split.test)[user]]
+                target = tensors.vocab[targets[user]]
                 row = scores[r].clone()
                 row[hists[r]] = -torch.inf
                 ranks.append(int((row >= row[target]).sum()) - 1)
-    return rank_metrics(np.array(ranks))
+    return np.array(ranks, dtype=np.float64)
+
+
+def popularity_evaluate(tensors: TrainTensors, split: SplitData, name: str) -> dict[str, float]:
+    """The baseline a model must beat: items ranked by their count in the training histories,
+    under the same protocol (consumed items excluded, a tie counts against the target)."""
+    ranks = popularity_ranks(tensors, split, name)
+    return rank_metrics(ranks) if len(ranks) else {}
+
+
+def popularity_ranks(tensors: TrainTensors, split: SplitData, name: str) -> np.ndarray:
+    """Each judged user's rank of the `name` target by popularity, in `split.users` order."""
+    targets = _targets(split, name)
+    counts = np.zeros(len(tensors.text), dtype=np.float64)
+    for hist in tensors.histories:
+        np.add.at(counts, hist, 1.0)
+    counts[PAD] = -np.inf
+    ranks = []
+    for u, user in enumerate(split.users):
+        if user not in targets:
+            continue
+        hist = list(tensors.histories[u])
+        if name == "test":
+            hist.append(tensors.vocab[split.valid[user]])
+        ranks.append(target_rank(counts, tensors.vocab[targets[user]], hist))
+    return np.array(ranks, dtype=np.float64)
+
+
+def _targets(split: SplitData, name: str) -> dict[str, str]:
+    if name not in ("valid", "test"):
+        raise ValueError(f"unknown split {name!r}")
+    return split.valid if name == "valid" else split.test

@@ -8,6 +8,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from interest_server.offline.event_source import TrainingInput
 
 ATOMIC_ITEM = "ml-100k.item"
 ATOMIC_INTER = "ml-100k.inter"
@@ -145,6 +149,44 @@ def user_sequences(interactions: Iterable[Interaction]) -> dict[str, list[Intera
     for events in by_user.values():
         events.sort(key=lambda e: e.timestamp)
     return by_user
+
+
+def item_text(movie: Movie) -> str:
+    """Exactly the text the server embeds for a MovieLens item upserted with its attributes."""
+    from interest_server.recommend.item_index import embedding_text
+
+    attrs = {k: tuple(v) for k, v in movie.attributes().items()}
+    return embedding_text(movie.text(), attrs)
+
+
+def training_input(data: MovieLens) -> TrainingInput:
+    """The adapter to the trainer's generic input: each rating an event (type rating, value
+    the rating, time in ms), each film its text, and the published split file's targets."""
+    from interest_server.events import EventType
+    from interest_server.offline.event_source import ItemCatalog, TrainEvent, TrainingInput
+
+    events = [TrainEvent(i.user_id, i.item_id, i.timestamp * 1000, EventType.RATING, i.rating)
+              for i in data.interactions]
+    catalog = ItemCatalog([m.item_id for m in data.movies], [item_text(m) for m in data.movies])
+    targets = ({u: (t.valid_item_id, t.test_item_id, t.n_train) for u, t in data.loo.items()}
+               if data.loo else None)
+    return TrainingInput(events, catalog, "MovieLens-100K ratings", targets)
+
+
+def export_generic(data: MovieLens, events_path: str | Path, catalog_path: str | Path) -> None:
+    """Write the dataset in the generic layouts: events as CSV with a header (user_id,
+    item_id, type, value, timestamp_ms) and the catalog as upsert-items JSONL."""
+    import json
+
+    with Path(events_path).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "type", "value", "timestamp_ms"])
+        for i in data.interactions:
+            writer.writerow([i.user_id, i.item_id, "rating", i.rating, i.timestamp * 1000])
+    with Path(catalog_path).open("w", encoding="utf-8") as handle:
+        for m in data.movies:
+            handle.write(json.dumps({"item_id": m.item_id, "text": m.text(),
+                                     "attributes": m.attributes()}) + "\n")
 
 
 def _has(directory: Path, *names: str) -> bool:

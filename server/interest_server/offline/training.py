@@ -1,4 +1,8 @@
-"""Train the sequential interest model on MovieLens-100K under the leave-one-out protocol."""
+"""Train the sequential interest model from events: a file, the server's event log in Redis,
+or a dataset through its adapter (MovieLens-100K, under the leave-one-out protocol).
+
+The model is validated on held-out targets and compared with popularity on them; a model that
+does not beat popularity is not written unless forced."""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import copy
 import json
 import logging
 import math
+import os
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,17 +35,78 @@ from interest_server.model.sequence_model import (
     user_vectors_from_hidden,
 )
 from interest_server.offline.batching import TrainTensors, length_buckets
-from interest_server.offline.model_eval import fast_evaluate, offline_evaluate
-from interest_server.offline.movielens import load_movielens
+from interest_server.offline.event_source import (
+    CATALOG_HELP,
+    ImportFileError,
+    TrainingInput,
+    read_catalog_file,
+    read_events_file,
+    read_redis_catalog,
+    read_redis_events,
+)
+from interest_server.offline.model_eval import (
+    fast_evaluate,
+    fast_ranks,
+    offline_evaluate,
+    popularity_ranks,
+)
 from interest_server.offline.plots import training_curve
 from interest_server.offline.prior import cooccurrence_prior
-from interest_server.offline.sequences import SplitData, split_data
+from interest_server.offline.protocol import rank_metrics
+from interest_server.offline.sequences import (
+    DEFAULT_VALID_FRACTION,
+    SplitData,
+    leave_one_out_split,
+    time_split,
+)
 
 logger = logging.getLogger(__name__)
 
 # Training under 10 minutes on 2 CPU cores, all included: the epoch loop gets 7, leaving room
 # for embedding the catalog, the prior search and the final evaluation on a busy machine.
 DEFAULT_TIME_LIMIT_S = 420.0
+EXIT_REFUSED = 3
+"""`interest-server train`'s exit code when the model does not beat popularity on validation."""
+BEAT_Z = 1.645
+"""A model beats popularity when its mean per-user NDCG@10 gain over popularity on the
+validation targets exceeds this many standard errors (one-sided 95%): a model that only learnt
+popularity, or a gain a few lucky users make, is not a better model, and the validation targets
+also chose its epoch, which flatters it a little."""
+
+
+class NotBetterThanPopularity(RuntimeError):
+    """The trained model does not beat popularity on the validation targets; nothing written."""
+
+    def __init__(self, comparison: dict[str, Any]) -> None:
+        self.comparison = comparison
+        model, pop = comparison["model"], comparison["popularity"]
+        super().__init__(
+            f"not writing the checkpoint: the model does not beat popularity on validation "
+            f"({comparison['users']} users): NDCG@10 {model.get('ndcg@10', 0.0):.4f} vs "
+            f"{pop.get('ndcg@10', 0.0):.4f}, HR@10 {model.get('recall@10', 0.0):.4f} vs "
+            f"{pop.get('recall@10', 0.0):.4f} (gain {comparison['ndcg@10_gain']:+.4f}, needs "
+            f"> {BEAT_Z} x its standard error {comparison['stderr']:.4f}). More events, or ones "
+            "with more sequential structure, may help; --force writes it anyway")
+
+
+def compare_with_popularity(net: SeqRecNet, tensors: TrainTensors,
+                            split: SplitData) -> dict[str, Any]:
+    """The model against popularity on the validation targets, user by user (see BEAT_Z)."""
+    ranks = fast_ranks(net, tensors, split, "valid")
+    pop = popularity_ranks(tensors, split, "valid")
+    if not len(ranks):
+        return {"users": 0, "model": {}, "popularity": {}, "ndcg@10_gain": 0.0,
+                "stderr": 0.0, "beats": False}
+
+    def ndcg10(r: np.ndarray) -> np.ndarray:
+        return np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0)
+
+    gain = ndcg10(ranks) - ndcg10(pop)
+    stderr = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else 0.0
+    mean = float(gain.mean())
+    return {"users": len(gain), "model": rank_metrics(ranks), "popularity": rank_metrics(pop),
+            "ndcg@10_gain": mean, "stderr": stderr,
+            "beats": bool(mean > 0 and mean > BEAT_Z * stderr)}
 
 
 @dataclass
@@ -82,8 +149,14 @@ def train_on_split(
     *,
     progress: bool = True,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    source: str = "",
+    refuse_below_popularity: bool = False,
 ) -> dict[str, Any]:
-    """Train, keep the weights of the best validation NDCG@10, save them, and report."""
+    """Train, keep the weights of the best validation NDCG@10, save them, and report.
+
+    The report (and the checkpoint's metadata) compares the model with popularity on the
+    validation targets; with `refuse_below_popularity`, a model whose NDCG@10 there is not
+    above popularity's raises NotBetterThanPopularity and nothing is written."""
     random.seed(train_cfg.seed)
     np.random.seed(train_cfg.seed)
     torch.manual_seed(train_cfg.seed)
@@ -226,9 +299,22 @@ def train_on_split(
         logger.info("co-occurrence prior weight %s (valid NDCG@10 by weight: %s)",
                     best_scale, prior_trials)
     train_s = time.monotonic() - t0
+    comparison = compare_with_popularity(net, tensors, split)
+    if not comparison["beats"]:
+        if refuse_below_popularity:
+            raise NotBetterThanPopularity(comparison)
+        logger.warning("the model does not beat popularity on validation (NDCG@10 %.4f vs "
+                       "%.4f); writing it anyway", comparison["model"].get("ndcg@10", 0.0),
+                       comparison["popularity"].get("ndcg@10", 0.0))
     test = fast_evaluate(net, tensors, split, "test")
     metadata = {
-        "trained_on": "ml-100k leave-one-out training interactions",
+        "trained_on": source or "training interactions",
+        "split": split.rule,
+        "valid_users": len(split.valid),
+        "popularity_valid": comparison["popularity"],
+        "beats_popularity": comparison["beats"],
+        "popularity_gain": {"ndcg@10": comparison["ndcg@10_gain"],
+                            "stderr": comparison["stderr"]},
         "best_epoch": best["epoch"],
         "epochs_run": history["epoch"][-1],
         "stopped": stopped,
@@ -255,6 +341,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def train_input(
+    data: TrainingInput,
+    out_path: str | Path,
+    *,
+    split: str = "time",
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    model: SeqConfig | None = None,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+    refuse_below_popularity: bool = True,
+) -> dict[str, Any]:
+    """Train on generic events + catalog; `split` "time" (the newest `valid_fraction` of the
+    interactions validate) or "leave-one-out"; write the checkpoint + PNG."""
+    seqs = make_split(data, split, valid_fraction)
+    return train_on_split(seqs, out_path, model or SeqConfig(), config or TrainConfig(),
+                          progress=progress, source=data.source,
+                          refuse_below_popularity=refuse_below_popularity)
+
+
+def make_split(data: TrainingInput, split: str, valid_fraction: float) -> SplitData:
+    """The chosen split of the input (see sequences.time_split / leave_one_out_split)."""
+    if split == "time":
+        return time_split(data, valid_fraction)
+    if split == "leave-one-out":
+        return leave_one_out_split(data)
+    raise ValueError(f"unknown split {split!r}: time or leave-one-out")
+
+
 def train(
     data_dir: str | Path,
     out_path: str | Path,
@@ -263,19 +377,53 @@ def train(
     model: SeqConfig | None = None,
     config: TrainConfig | None = None,
     progress: bool = True,
+    refuse_below_popularity: bool = True,
 ) -> dict[str, Any]:
-    """Train on MovieLens-100K's leave-one-out training interactions; write checkpoint + PNG."""
-    split = split_data(load_movielens(data_dir))
+    """Train on MovieLens-100K (through its adapter) under leave-one-out; write checkpoint +
+    PNG."""
+    from interest_server.offline.movielens import load_movielens, training_input
+
     cfg = config or TrainConfig()
     cfg = TrainConfig(**{**asdict(cfg), "epochs": epochs})
-    return train_on_split(split, out_path, model or SeqConfig(), cfg, progress=progress)
+    return train_input(training_input(load_movielens(data_dir)), out_path,
+                       split="leave-one-out", model=model, config=cfg, progress=progress,
+                       refuse_below_popularity=refuse_below_popularity)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m interest_server.offline.training --data DIR --out PATH [--evaluate-only]`."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", required=True, help="MovieLens-100K directory")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="interest-server train", description=__doc__,
+        epilog="Exit codes: 0 written; 1 bad input; 2 usage; 3 refused (the model does not "
+               "beat popularity on validation; --force writes it anyway).")
+    source = parser.add_argument_group("training data (one of)")
+    source.add_argument("--data", help="MovieLens-100K directory (leave-one-out protocol)")
+    source.add_argument("--events", metavar="FILE",
+                        help="event file: RecBole .inter, GroupLens u.data, CSV/TSV with a "
+                        "header (user_id, item_id[, type][, value|rating][, timestamp (s)|"
+                        "timestamp_ms]) as `interest-server import` reads, or JSONL events as "
+                        "`interest-client send-file` reads")
+    source.add_argument("--redis-url", default=os.environ.get("INTEREST_REDIS_URL", ""),
+                        help="train from the server's event log and catalog in this Redis "
+                        "(env INTEREST_REDIS_URL); with --events, only the catalog is read")
+    source.add_argument("--redis-url-file", default="", metavar="FILE",
+                        help="file holding the Redis URL, instead of --redis-url")
+    parser.add_argument("--redis-cluster", action="store_true",
+                        help="the Redis URL names one node of a Redis Cluster")
+    parser.add_argument("--tenant", default=os.environ.get("INTEREST_TENANT") or "default",
+                        help="tenant whose events and catalog are read (env INTEREST_TENANT)")
+    parser.add_argument("--catalog", metavar="FILE",
+                        help="item texts for --events: JSONL {item_id, text, attributes} per "
+                        "line (as `interest-client upsert-items` reads), or a RecBole *.item / "
+                        "GroupLens u.item file")
+    parser.add_argument("--delimiter", help="column separator of --events (default: detected)")
+    parser.add_argument("--split", choices=("time", "leave-one-out"), default=None,
+                        help="validation split (default: leave-one-out for --data, else time: "
+                        "the newest --valid-fraction of the interactions)")
+    parser.add_argument("--valid-fraction", type=float, default=DEFAULT_VALID_FRACTION,
+                        help="share of the newest interactions the time split holds out")
     parser.add_argument("--out", required=True, help="checkpoint file to write")
+    parser.add_argument("--force", action="store_true",
+                        help="write the checkpoint even when it does not beat popularity")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--time-limit-s", type=float, default=DEFAULT_TIME_LIMIT_S)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
@@ -284,22 +432,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the checkpoint at --out instead of training")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def load_input(args: argparse.Namespace) -> TrainingInput:
+    """The training input the flags name (see _parser)."""
+    if args.data:
+        from interest_server.offline.movielens import load_movielens, training_input
+
+        return training_input(load_movielens(args.data))
+    client = keys = None
+    if args.redis_url or args.redis_url_file:
+        from interest_server.config import Settings
+        from interest_server.state.keys import KeySpace
+        from interest_server.state.redis_conn import connect_redis
+
+        url = Settings(redis_url=args.redis_url,
+                       redis_url_file=args.redis_url_file).resolved_redis_url()
+        client = connect_redis(url, timeout_s=30.0, cluster=args.redis_cluster)
+        keys = KeySpace(args.tenant)
+    if args.events:
+        events = read_events_file(args.events, delimiter=args.delimiter)
+        if args.catalog:
+            catalog = read_catalog_file(args.catalog)
+        elif client is not None:
+            catalog = read_redis_catalog(client, keys)
+        else:
+            raise ImportFileError(f"{args.events} holds events only; {CATALOG_HELP}")
+        return TrainingInput(events, catalog, f"events file {Path(args.events).name}")
+    if client is None:
+        raise ImportFileError("give --data DIR, --events FILE or --redis-url URL")
+    catalog = read_catalog_file(args.catalog) if args.catalog else read_redis_catalog(client,
+                                                                                      keys)
+    events = read_redis_events(client, keys, cluster=args.redis_cluster)
+    if not events:
+        raise ImportFileError(f"the event log of tenant {args.tenant!r} in Redis is empty")
+    return TrainingInput(events, catalog, f"event log of tenant {args.tenant} in Redis")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`interest-server train (--data DIR | --events FILE | --redis-url URL) --out PATH`."""
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.data and args.events:  # (--data ignores a Redis URL, e.g. one from the env)
+        parser.error("give one of --data, --events, --redis-url (--redis-url with --events "
+                     "reads only the catalog)")
+    if args.redis_url and args.redis_url_file:
+        parser.error("give --redis-url or --redis-url-file, not both")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    split_rule = args.split or ("leave-one-out" if args.data else "time")
+    try:
+        data = load_input(args)
+        split = make_split(data, split_rule, args.valid_fraction)
+    except (ImportFileError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if not args.evaluate_only:
-        report = train(
-            args.data,
-            args.out,
-            epochs=args.epochs,
-            config=TrainConfig(
-                seed=args.seed, time_limit_s=args.time_limit_s, threads=args.threads
-            ),
-            progress=not args.quiet,
-        )
+        try:
+            report = train_on_split(
+                split, args.out, SeqConfig(),
+                TrainConfig(epochs=args.epochs, seed=args.seed, time_limit_s=args.time_limit_s,
+                            threads=args.threads),
+                progress=not args.quiet, source=data.source,
+                refuse_below_popularity=not args.force)
+        except NotBetterThanPopularity as refused:
+            print(f"refused: {refused}", file=sys.stderr)
+            return EXIT_REFUSED
         report.pop("history")
+        if not report["beats_popularity"]:
+            print("warning: --force: the checkpoint does not beat popularity on validation",
+                  file=sys.stderr)
         print(json.dumps(report, indent=2))
     model = SequenceInterestModel.load(args.out)
-    metrics = offline_evaluate(model, load_movielens(args.data), progress=not args.quiet)
+    metrics = offline_evaluate(model, split, progress=not args.quiet)
     print(json.dumps({"version": model.version, **metrics}, indent=2))
     return 0
 

@@ -35,6 +35,13 @@ def _tag(user_id: str) -> str:
     return user_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D") or "%00"
 
 
+def _untag(tag: str) -> str:
+    # The inverse of _tag, in one pass (so "%257B", the escaping of "%7B", comes back whole).
+    if tag == "%00":
+        return ""
+    return re.sub(r"%(25|7B|7D)", lambda m: {"25": "%", "7B": "{", "7D": "}"}[m.group(1)], tag)
+
+
 @dataclass(frozen=True)
 class UserKeys:
     """The Redis keys holding one user's state."""
@@ -43,6 +50,9 @@ class UserKeys:
     """String: the user's behaviour state in record format 2 (see user_record.py)."""
     concepts: str
     """String: JSON of the user's stated concepts with their vectors."""
+    log: str
+    """Stream: the user's acknowledged events, capped (event_log_maxlen), appended by the same
+    script that writes the record; what the trainer reads (event_log.py)."""
     state: str
     """Format 1 (read to convert, deleted on the user's first format-2 write): hash of v, vec,
     t, n, m, u, e."""
@@ -57,8 +67,8 @@ class UserKeys:
 
     def all(self) -> list[str]:
         """Every key of the user, in a fixed order (the order scripts receive them in)."""
-        return [self.record, self.concepts, self.state, self.window, self.seen, self.event_ids,
-                self.event_times]
+        return [self.record, self.concepts, self.log, self.state, self.window, self.seen,
+                self.event_ids, self.event_times]
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class KeySpace:
         return UserKeys(
             record=prefix + "rec",
             concepts=prefix + "concepts",
+            log=prefix + "log",
             state=prefix + "state",
             window=prefix + "win",
             seen=prefix + "seen",
@@ -114,6 +125,22 @@ class KeySpace:
         tag = _tag(user_id)
         escaped = "".join("\\" + c if c in "*?[]\\" else c for c in tag)
         return self.prefix + "u:\\{" + escaped + "\\}:*"
+
+    @property
+    def log_pattern(self) -> str:
+        """A SCAN pattern matching every user's event log of this tenant (and no other
+        tenant's: the default tenant's keys start with `u:`, another tenant's with `t:`)."""
+        return self.prefix + "u:{*}:log"
+
+    def user_of(self, key: str | bytes) -> str:
+        """The user id a user key of this tenant belongs to (`t:acme:u:{a%7Bb}:log` -> `a{b`);
+        ValueError for any other key."""
+        text = key.decode() if isinstance(key, bytes) else key
+        head = self.prefix + "u:{"
+        end = text.find("}", len(head))
+        if not text.startswith(head) or end < 0:
+            raise ValueError(f"not a user key of tenant {self.tenant!r}: {text!r}")
+        return _untag(text[len(head):end])
 
     def item(self, item_id: str) -> str:
         """Hash holding one catalog item: text, attrs (JSON), vec (packed float32), m (model)."""

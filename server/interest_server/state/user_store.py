@@ -96,10 +96,20 @@ class _Write:
     format1_mark: str
     channel: str
     popularity: list[float | str]
+    log: list[str | int | float] = field(default_factory=list)
+    """The new events for the event log, flat, five values each (_log_values); empty when the
+    log is off."""
 
-    def script_args(self, ttl_s: int) -> list[bytes | str | int]:
+    def script_args(self, ttl_s: int, log_maxlen: int) -> list[bytes | str | int | float]:
         """ARGV of write_record.lua for this write."""
-        return [self.expected, self.record, ttl_s, self.format1_mark, 0, b"", self.channel]
+        return [self.expected, self.record, ttl_s, self.format1_mark, 0, b"", self.channel,
+                log_maxlen, *self.log]
+
+
+def _log_values(ev: EventRecord, ts_ms: int) -> tuple[str, int, float | str, int, str]:
+    """One event's values for the event log stream (fields i, t, v, ts, e): item id, type,
+    value ('' = none), effective time (ms), event id. Spec: docs/storage-format.md"""
+    return (ev.item_id, int(ev.type), "" if ev.value is None else ev.value, ts_ms, ev.event_id)
 
 
 @dataclass
@@ -227,8 +237,12 @@ class UserStore:
 
     def __init__(self, client: redis.Redis, interest: InterestFunction, window_size: int,
                  dedupe_ttl_s: int, popularity_half_life_s: float, user_ttl_s: int = 0,
-                 keys: KeySpace = DEFAULT_KEYS, cache: UserStateCache | None = None) -> None:
+                 keys: KeySpace = DEFAULT_KEYS, cache: UserStateCache | None = None,
+                 event_log_maxlen: int = 0) -> None:
         self.redis = client
+        # Each acknowledged event is also appended to the user's capped log stream, in the
+        # write's own script (so the log never misses an acked event); 0 = no log.
+        self.event_log_maxlen = max(event_log_maxlen, 0)
         self.keys = keys
         self.cache = cache if cache is not None and cache.capacity > 0 else None
         self.user_ttl_s = user_ttl_s
@@ -391,9 +405,11 @@ class UserStore:
         events, record = batch.events, state.record
         acc, t_ref = record.vector, record.t_ref
         if acc is not None and record.model != self.model_id:
-            # Vectors of another model live in another space: start the accumulator over.
-            log.warning("user %s: interest vector from another model, restarting it", p.user_id)
-            acc, t_ref = None, 0
+            # Vectors of another model live in another space (maybe of another dimension):
+            # rebuild the accumulator from the stored window with this model's item vectors.
+            log.info("user %s: interest vector from another model, rebuilding it from the "
+                     "window", p.user_id)
+            acc, t_ref = self.rebuild(record.recent(self.window_size), batch.item_vector)
         items = [WeightedItem(batch.item_vector(events[i].item_id),
                               event_weight(events[i].type, events[i].value),
                               batch.timestamp_ms(i), events[i].item_id, events[i].type)
@@ -415,7 +431,26 @@ class UserStore:
         return _Write(p.keys.all(), state.expected, record.encode(), state.format1_mark,
                       self.keys.channel(p.user_id),
                       self._popularity([(events[i].item_id, batch.timestamp_ms(i))
-                                        for i in new]))
+                                        for i in new]),
+                      [x for i in new for x in _log_values(events[i], batch.timestamp_ms(i))]
+                      if self.event_log_maxlen else [])
+
+    def rebuild(self, recent: Sequence[dict], item_vector: Callable[[str], np.ndarray]
+                ) -> tuple[np.ndarray | None, int]:
+        """(accumulator, t_ref) of this interest function over a stored window (`recent`:
+        UserRecord.recent's dicts, newest first), with the current item vectors; (None, 0) for
+        an empty window.
+
+        For a user whose stored vector another model made: the vector lives in another space,
+        so it is recomputed, never read. Only the window is stored, so events older than it
+        (window_size) no longer count.
+        """
+        events = [e for e in reversed(recent) if e["i"]]  # oldest first
+        if not events:
+            return None, 0
+        items = [WeightedItem(item_vector(e["i"]), event_weight(EventType(e["t"]), e["v"]),
+                              int(e["ts"]), e["i"], EventType(e["t"])) for e in events]
+        return self.interest.update(None, 0, [], items)
 
     def _remember(self, key: str, record: UserRecord | None) -> None:
         """Cache the record this process just wrote for a user; None forgets the user."""
@@ -431,18 +466,18 @@ class UserStore:
         wrote, in one round trip on a single Redis (two on a cluster); one reply per call."""
         if self._write_many is not None:  # write_records.lua's compact layout
             keys: list[str] = []
-            args: list[bytes | str | int | float] = [self.user_ttl_s]
+            args: list[bytes | str | int | float] = [self.user_ttl_s, self.event_log_maxlen]
             for c in calls:
                 # The format-1 keys only where the script may read them: no record yet.
-                own = c.keys if c.expected == b"" else c.keys[:2]
+                own = c.keys if c.expected == b"" else c.keys[:3]
                 keys += own
                 args += [len(own), c.expected, c.record, c.format1_mark, c.channel,
-                         len(c.popularity) // 2, *c.popularity]
+                         len(c.popularity) // 2, *c.popularity, len(c.log) // 5, *c.log]
             keys.append(self.keys.popularity)
             return [int(r) for r in self._write_many(keys=keys, args=args)]
         batch = ScriptBatch(self.redis, self._write)
         for c in calls:
-            batch.add(c.keys, c.script_args(self.user_ttl_s))
+            batch.add(c.keys, c.script_args(self.user_ttl_s, self.event_log_maxlen))
         replies = [int(r) for r in batch.execute()]
         written = [a for c, r in zip(calls, replies, strict=True) if r == WRITTEN
                    for a in c.popularity]
