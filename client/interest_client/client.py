@@ -510,6 +510,7 @@ class InterestClient:
         exclude_item_ids: Sequence[str] = (),
         include: Mapping[str, Sequence[str]] | None = None,
         exclude: Mapping[str, Sequence[str]] | None = None,
+        popularity_weight: float | None = None,
     ) -> interest_pb2.RecommendResponse:
         """Rank the catalog for a user; unset options take the server's defaults."""
         options = interest_pb2.RecommendOptions(
@@ -523,6 +524,8 @@ class InterestClient:
             options.concept_weight = concept_weight
         if exclude_consumed is not None:
             options.exclude_consumed = exclude_consumed
+        if popularity_weight is not None:
+            options.popularity_weight = popularity_weight
         request = interest_pb2.RecommendRequest(user_id=user_id, k=k, options=options)
         return self._unary("Recommend", request)
 

@@ -155,6 +155,11 @@ class Settings:
     (bench/concept_grounding.py)."""
     concept_weight: float = 1.0
     """Default weight of the positive-concept affinity in the score."""
+    popularity_weight: float = 0.3
+    """Default weight of the popularity prior in the default model's score. Without a
+    checkpoint the behaviour score is (1 - w) * cosine + w * decayed count / the top item's
+    (0: behaviour alone; learned models ignore it). Chosen on the validation slice of the
+    time-split replay (docs/quality.md, `interest-server eval-online`)."""
     grounding_threshold: float = 0.5
     """Cosine between a concept phrase and an attribute value needed to link them. No wrong
     link among 25 measured paraphrases at 0.50 (bench/concept_grounding.py)."""
@@ -195,6 +200,13 @@ class Settings:
     user_ttl_s: int = 0
     """Erase a user's keys after this many seconds without a write (events, EncodeInterest);
     0 keeps users forever."""
+    event_log_maxlen: int = 1000
+    """Events kept per user in the event log the trainer reads; 0 turns the log off. The log
+    is a capped stream per user (`u:{<user>}:log`), appended by the same script call that
+    stores each acknowledged event. 1000 keeps every event of every MovieLens-100K user (the
+    largest has 737) at a bounded cost: about 76 bytes per event with UUID event ids, so at
+    most ~84 KB per user (trimming is approximate: up to 100 more events),
+    docs/operations.md."""
     watch_min_interval_ms: int = 100
     """Least time between two pushes of one WatchRecommendations stream, and its default. A
     request may ask for more (min_interval_ms), never less."""
@@ -227,11 +239,17 @@ class Settings:
         if self.concept_extractor not in CONCEPT_EXTRACTORS:
             raise ValueError(f"--concept-extractor must be one of {', '.join(CONCEPT_EXTRACTORS)}, "
                              f"got {self.concept_extractor!r}")
+        if not 0.0 <= self.popularity_weight <= 1.0:
+            raise ValueError(f"--popularity-weight must be within [0, 1], got "
+                             f"{self.popularity_weight}")
         if self.coalesce_events < 1:
             raise ValueError(f"--coalesce-events must be at least 1, got {self.coalesce_events}")
         if self.max_concepts_per_user < 1:
             raise ValueError(f"--max-concepts-per-user must be at least 1, got "
                              f"{self.max_concepts_per_user}")
+        if self.event_log_maxlen < 0:
+            raise ValueError(f"--event-log-maxlen must be 0 (no log) or more, got "
+                             f"{self.event_log_maxlen}")
         if self.max_synonyms_per_tenant < 0:
             raise ValueError(f"--max-synonyms-per-tenant must be at least 0, got "
                              f"{self.max_synonyms_per_tenant}")
@@ -399,7 +417,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Network and access": ("host", "port", "insecure", "tls_cert_file", "tls_key_file",
                            "tls_client_ca_file", "auth_token_file", "auth_tokens"),
     "Redis": ("redis_url", "redis_url_file", "redis_cluster", "redis_timeout_s", "data_dir",
-              "redis_appendfsync", "user_ttl_s", "user_cache_size", "catalog_stream_maxlen"),
+              "redis_appendfsync", "user_ttl_s", "user_cache_size", "catalog_stream_maxlen",
+              "event_log_maxlen"),
     "Models and encoding": ("model_dir", "interest_model_path", "concept_extractor",
                             "concept_head_path", "concept_model_dir",
                             "concept_model_budget_ms", "concept_model_cache_size",
@@ -416,7 +435,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                        "max_synonyms_per_tenant", "max_k", "default_k"),
     "Interest and ranking": ("window_size", "dedupe_ttl_s", "half_life_s",
                              "popularity_half_life_s", "theta", "concept_weight",
-                             "grounding_threshold", "grounding_margin", "ann_min_items"),
+                             "popularity_weight", "grounding_threshold", "grounding_margin",
+                             "ann_min_items"),
     "Logs, metrics and tracing": ("log_level", "log_format", "metrics_port", "metrics_host",
                                   "tracing"),
 }

@@ -56,8 +56,15 @@ def test_liked_concept_and_dislike_through_the_scanner_equal_the_exact_list(
     running = make_server()
     rng = np.random.default_rng(8)
     liked = [f"s{i}" for i in rng.choice(N, 20, replace=False)]
+    # Other users make other items popular (1 to 3 likes each): the server's default
+    # popularity prior (Settings.popularity_weight > 0) lifts them; the scanner path scores
+    # the popular rows exactly.
+    crowd = [f"s{i}" for i in rng.choice(N, 60, replace=False)]
+    others = [event(f"o{u}-{n}", f"u{u}", item) for u in (2, 3, 4)
+              for n, item in enumerate(crowd[:20 * u])]
     with grpc.insecure_channel(running.target) as channel:
         stub = interest_pb2_grpc.InterestServiceStub(channel)
+        stub.IngestEvents(pb.EventBatch(events=others), timeout=30)
         stub.IngestEvents(pb.EventBatch(events=[event(f"e{n}", "u1", item)
                                                 for n, item in enumerate(liked)]), timeout=30)
         encoded = stub.EncodeInterest(pb.EncodeInterestRequest(
@@ -71,20 +78,28 @@ def test_liked_concept_and_dislike_through_the_scanner_equal_the_exact_list(
     assert scans, "the scanner was not used"
     assert got.strategy == "behaviour+concepts" and len(got.items) == 10
 
-    # The exact list: behaviour + W * w * (1 on Comedy items, else cosine), Romance and the
-    # liked items removed, ties by id.
+    # The exact list: (1 - prior) * behaviour + prior * popularity + W * w * (1 on Comedy items,
+    # else cosine), Romance and the liked items removed, ties by id (prior: the popularity
+    # weight; popularity: the decayed count over the top one's, 0 off the list).
     query = np.asarray(state.interest_vector, dtype=np.float32)
+    prior = Settings.popularity_weight
+    assert prior > 0
+    counts = dict(redis_client.zrevrange(DEFAULT_KEYS.popularity, 0, -1, withscores=True))
+    popularity = np.zeros(N, dtype=np.float32)
+    for item, count in counts.items():
+        popularity[int(item[1:])] = count / max(counts.values())
     stored = {c.phrase: c for c in conceptualizer.loads(
         redis_client.get(DEFAULT_KEYS.user("u1").concepts))}
     like = next(stored[p] for p, (pol, _) in links.items() if pol == pb.POLARITY_POSITIVE)
     comedy = np.array(["Comedy" in genres_of(i) for i in range(N)])
     romance = np.array(["Romance" in genres_of(i) for i in range(N)])
-    score = big_catalog @ query + Settings.concept_weight * like.weight * np.where(
-        comedy, np.float32(1.0), big_catalog @ like.vector)
+    score = (1 - prior) * (big_catalog @ query) + Settings.concept_weight * like.weight * \
+        np.where(comedy, np.float32(1.0), big_catalog @ like.vector) + prior * popularity
     score[romance] = -np.inf
     score[[int(i[1:]) for i in liked]] = -np.inf
     exact = sorted(range(N), key=lambda i: (-score[i], f"s{i}"))[:10]
     assert [i.item_id for i in got.items] == [f"s{i}" for i in exact]
+    assert popularity[exact].any(), "no popular item listed: the prior is not exercised"
     np.testing.assert_allclose([i.score for i in got.items], score[exact], rtol=1e-5)
     assert got.removed_by_dislikes == int(np.count_nonzero(romance & ~np.isin(
         np.arange(N), [int(i[1:]) for i in liked])))

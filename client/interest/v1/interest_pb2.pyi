@@ -192,20 +192,22 @@ class AttributeFilter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecommendOptions(_message.Message):
-    __slots__ = ("theta", "concept_weight", "exclude_consumed", "exclude_item_ids", "include", "exclude")
+    __slots__ = ("theta", "concept_weight", "exclude_consumed", "exclude_item_ids", "include", "exclude", "popularity_weight")
     THETA_FIELD_NUMBER: _ClassVar[int]
     CONCEPT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_CONSUMED_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_FIELD_NUMBER: _ClassVar[int]
+    POPULARITY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     theta: float
     concept_weight: float
     exclude_consumed: bool
     exclude_item_ids: _containers.RepeatedScalarFieldContainer[str]
     include: _containers.RepeatedCompositeFieldContainer[AttributeFilter]
     exclude: _containers.RepeatedCompositeFieldContainer[AttributeFilter]
-    def __init__(self, theta: _Optional[float] = ..., concept_weight: _Optional[float] = ..., exclude_consumed: _Optional[bool] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., include: _Optional[_Iterable[_Union[AttributeFilter, _Mapping]]] = ..., exclude: _Optional[_Iterable[_Union[AttributeFilter, _Mapping]]] = ...) -> None: ...
+    popularity_weight: float
+    def __init__(self, theta: _Optional[float] = ..., concept_weight: _Optional[float] = ..., exclude_consumed: _Optional[bool] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., include: _Optional[_Iterable[_Union[AttributeFilter, _Mapping]]] = ..., exclude: _Optional[_Iterable[_Union[AttributeFilter, _Mapping]]] = ..., popularity_weight: _Optional[float] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
     __slots__ = ("user_id", "k", "options")

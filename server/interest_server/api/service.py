@@ -161,6 +161,9 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
                                               0.0, 100.0)
             if o.HasField("concept_weight") else s.concept_weight,
             exclude_consumed=o.exclude_consumed if o.HasField("exclude_consumed") else True,
+            popularity_weight=v.check_unit_float("options.popularity_weight",
+                                                 o.popularity_weight, 0.0, 1.0)
+            if o.HasField("popularity_weight") else s.popularity_weight,
             exclude_item_ids=[v.check_id("options.exclude_item_ids", i, s.max_id_length)
                               for i in _limited("options.exclude_item_ids",
                                                 o.exclude_item_ids, s.max_k * 10)],

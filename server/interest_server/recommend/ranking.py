@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,6 +34,9 @@ class RankOptions:
     theta: float
     concept_weight: float
     exclude_consumed: bool = True
+    popularity_weight: float = 0.0
+    """w of the popularity prior blended into behaviour scores (blend_scores); applied only
+    when the caller passes a popularity list along with an interest vector."""
     exclude_item_ids: Sequence[str] = ()
     include: Sequence[tuple[str, Sequence[str]]] = ()
     exclude: Sequence[tuple[str, Sequence[str]]] = ()
@@ -91,6 +94,45 @@ class _Scored:
     affinity: np.ndarray | None
     best_concept: np.ndarray | None
     popularity: np.ndarray | None
+    blend: float = 0.0
+    """w when popularity was blended into behaviour (behaviour and popularity are then the
+    unweighted parts); 0 otherwise."""
+    behaviour_kth: float = -math.inf
+    """With a blend: the k-th best behaviour score among the kept items."""
+
+
+POPULAR_NOW = "popular now"
+"""The reason of a listed item that behaviour alone would not have listed (the blend put it
+there)."""
+
+
+def blend_scores(behaviour: np.ndarray, popularity: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - w) * behaviour + w * popularity: the default model's score with the popularity
+    prior (popularity normalised to [0, 1] by _popularity_scores: decayed count / the top's)."""
+    return ((1.0 - weight) * behaviour + weight * popularity).astype(np.float32)
+
+
+def normalised_popularity(counts: np.ndarray) -> np.ndarray:
+    """Decayed counts as a fraction of the largest (all zeros when none is positive). The
+    counts are forward-decayed (user_store.py), so only their ratios mean anything."""
+    top = float(counts.max()) if counts.size else 0.0
+    if top <= 0:
+        return np.zeros(counts.shape, dtype=np.float32)
+    return (np.maximum(counts, 0.0) / top).astype(np.float32)
+
+
+def popular_by_blend(behaviour: np.ndarray, popularity: np.ndarray, behaviour_kth: float
+                     ) -> np.ndarray:
+    """Which listed items the popularity prior put there: popular ones that scored below the
+    k-th best behaviour score, so behaviour alone would not have listed them."""
+    return (popularity > 0) & (behaviour < behaviour_kth)
+
+
+def _kth(scores: np.ndarray, k: int) -> float:
+    """The k-th largest score (-inf when there are fewer than k)."""
+    if k <= 0 or len(scores) < k:
+        return -math.inf
+    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
 
 
 def short_title(text: str) -> str:
@@ -142,8 +184,18 @@ class Ranker:
             removed_by_dislikes, kept = _recount(keep, kept)
 
         boosted = bool(positives) and opts.concept_weight != 0
+        w = opts.popularity_weight if interest is not None and popularity else 0.0
+        if w >= 1.0:
+            interest = None  # popularity alone: the cold-start list, with every filter applied
         if interest is not None and not standardise and view.behaviour_vectors is None:
-            if not boosted:
+            if not boosted and w > 0:
+                found = self._blend_shortlist(view, interest, keep, popularity, w, opts.k, kept)
+                if found is not None:
+                    rows, scored = found
+                    return RankResult(self._items(view, rows, scored, positives, recent, opts),
+                                      removed_by_dislikes, removed_consumed, removed_by_filters,
+                                      "behaviour")  # the prior is part of the behaviour score
+            elif not boosted:
                 # The score is linear in the item vector: a scanner can shortlist it.
                 shortlist = self._shortlist(view, interest, keep, opts.k, kept)
                 if shortlist is not None:
@@ -158,7 +210,8 @@ class Ranker:
             elif opts.concept_weight > 0 and all(g.concept.weight >= 0 for g in positives):
                 # Behaviour plus boosted concepts: a maximum of linear scores (see
                 # _concept_shortlist), which the scanner can shortlist too.
-                found = self._concept_shortlist(view, interest, positives, keep, opts, kept)
+                found = self._concept_shortlist(view, interest, positives, keep, opts, kept,
+                                                popularity, w)
                 if found is not None:
                     rows, scored = found
                     items = self._items(view, rows, scored, positives, recent, opts)
@@ -172,7 +225,7 @@ class Ranker:
             behaviour = matrix @ interest
             if standardise:
                 behaviour = _standardise(behaviour, keep)
-            score += behaviour
+            score += behaviour if w == 0 else (1.0 - w) * behaviour
         affinity, best_concept = None, None
         if boosted:
             per_concept = np.stack([g.concept.weight * self._affinity(view, g)
@@ -184,7 +237,10 @@ class Ranker:
         if behaviour is None and affinity is None:
             pop = self._popularity_scores(view, popularity)
             score += POPULARITY_WEIGHT_COLD * pop
-        strategy = ("popular" if pop is not None else
+        elif behaviour is not None and w > 0:
+            pop = self._popularity_scores(view, popularity)
+            score += np.float32(w) * pop
+        strategy = ("popular" if pop is not None and behaviour is None else
                     "behaviour+concepts" if behaviour is not None and affinity is not None else
                     "behaviour" if behaviour is not None else "concepts")
 
@@ -192,7 +248,10 @@ class Ranker:
         scored = _Scored(score[rows], None if behaviour is None else behaviour[rows],
                          None if affinity is None else affinity[rows],
                          None if best_concept is None else best_concept[rows],
-                         None if pop is None else pop[rows])
+                         None if pop is None else pop[rows],
+                         w if pop is not None and behaviour is not None else 0.0,
+                         _kth(behaviour[keep], opts.k) if behaviour is not None and w > 0
+                         else -math.inf)
         return RankResult(self._items(view, rows, scored, positives, recent, opts),
                           removed_by_dislikes, removed_consumed, removed_by_filters, strategy)
 
@@ -201,6 +260,11 @@ class Ranker:
                opts: RankOptions) -> list[Ranked]:
         """The listed items with their reasons; `scored` is aligned with `rows`."""
         explain = _Explainer(self.index, view, recent)
+        w = scored.blend
+        by_popularity = np.zeros(len(rows), dtype=bool)
+        if w > 0 and scored.behaviour is not None and scored.popularity is not None:
+            by_popularity = popular_by_blend(scored.behaviour, scored.popularity,
+                                             scored.behaviour_kth)
         items = []
         for j, r in enumerate(rows):
             text, attrs = self.index.describe(int(r), view)
@@ -210,13 +274,17 @@ class Ranker:
                 reasons.append(self._concept_reason(g, attrs, opts.concept_weight
                                                     * float(scored.affinity[j])))
             if scored.behaviour is not None:
-                reasons.append(explain.behaviour(int(r), float(scored.behaviour[j])))
-            if scored.popularity is not None:
+                reasons.append(explain.behaviour(int(r), (1.0 - w) * float(scored.behaviour[j])))
+            if scored.popularity is not None and w == 0:
                 pop = float(scored.popularity[j])
                 why = ("popular with other users" if pop > 0 else
                        "no activity or stated interests yet; shown in item-id order")
                 reasons.append(Reason(REASON_POPULAR, why, "", pop))
             reasons.sort(key=lambda x: -x.contribution)
+            if by_popularity[j]:
+                # Listed for its popularity: that is the reason given first; others keep theirs.
+                reasons.insert(0, Reason(REASON_POPULAR, POPULAR_NOW, "",
+                                         w * float(scored.popularity[j])))
             items.append(Ranked(view.ids[r], float(scored.score[j]), text, attrs, reasons))
         return items
 
@@ -245,28 +313,81 @@ class Ranker:
             want *= 16
         return None
 
+    def _blend_shortlist(self, view: IndexView, query: np.ndarray, keep: np.ndarray,
+                         popularity: dict[str, float], w: float, k: int, kept: int
+                         ) -> tuple[np.ndarray, _Scored] | None:
+        """The top k of blend_scores without scoring the whole catalog, or None (scan all).
+
+        Only items in `popularity` have a prior; every other item scores (1 - w) * q.x, so
+        only its k best by q.x can be listed. Those come from the behaviour shortlist over the
+        kept non-popular rows; the popular rows are scored exactly; the union holds the
+        blend's top k, and also the k best by behaviour alone (for the reasons)."""
+        pop_rows, pop_values = self._popular_rows(view, popularity, keep)
+        rest = keep.copy()
+        rest[pop_rows] = False
+        found = self._shortlist(view, query, rest, k, kept - len(pop_rows))
+        if found is None:
+            return None
+        rows = np.concatenate([found[0].astype(np.int64), pop_rows])
+        behaviour = np.concatenate([found[1], view.vectors[pop_rows] @ query]).astype(np.float32)
+        pop = np.concatenate([np.zeros(len(found[0]), dtype=np.float32), pop_values])
+        score = blend_scores(behaviour, pop, w)
+        top = np.asarray(_top_k(score, np.ones(len(rows), dtype=bool), k,
+                                _RowIds(view.ids, rows)), dtype=np.int64)
+        return rows[top], _Scored(score[top], behaviour[top], None, None, pop[top], w,
+                                  _kth(behaviour, k))
+
+    def _popular_rows(self, view: IndexView, popularity: dict[str, float], keep: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """(kept rows of the items in `popularity`, their normalised popularity)."""
+        ids = list(popularity)
+        rows = self.index.rows_aligned(ids, view)
+        values = normalised_popularity(np.array([popularity[i] for i in ids], dtype=np.float64))
+        found = rows >= 0
+        rows, values = rows[found].astype(np.int64), values[found]
+        live = keep[rows]
+        rows, values = rows[live], values[live]
+        rows, first = np.unique(rows, return_index=True)  # one row per item
+        return rows, values[first]
+
     def _concept_shortlist(self, view: IndexView, query: np.ndarray,
                            positives: Sequence[GroundedConcept], keep: np.ndarray,
-                           opts: RankOptions, kept: int) -> tuple[np.ndarray, _Scored] | None:
-        """The top k of behaviour + boosted concepts from the scanner, or None (scan all).
+                           opts: RankOptions, kept: int, popularity: dict[str, float],
+                           blend: float) -> tuple[np.ndarray, _Scored] | None:
+        """The top k of behaviour + boosted concepts (+ the popularity prior) from the
+        scanner, or None (scan all).
 
-        With W = concept_weight > 0 and each concept's weight w >= 0, an item's score
-        q.x + W max_c w_c a_c(x) (a_c = 1 on items carrying one of c's linked values, else
-        cos(c, x)) is the largest of: (q + W w_c c).x for every concept, and q.x + W w_c on the
-        items carrying c's values (1 >= cos, so the first kind never exceeds the score). Each of
-        those linear terms is one scan (the carriers' term a filtered one, or all of them scored
-        when they are few); the union of the proposals is scored exactly, and with a certified
-        scanner the list is returned only if its k-th score beats every term's bound, so it is
-        the full scan's list. An ANN scanner gives its measured recall."""
+        With W = concept_weight > 0, each concept's weight w >= 0 and the prior's weight b, an
+        item's score (1 - b) q.x + b pop(x) + W max_c w_c a_c(x) (a_c = 1 on items carrying one
+        of c's linked values, else cos(c, x); pop = 0 off the popularity list) is, on an item
+        off the list, the largest of: ((1 - b) q + W w_c c).x for every concept, and
+        (1 - b) q.x + W w_c on the items carrying c's values (1 >= cos, so the first kind never
+        exceeds the score). Each of those linear terms is one scan over the unpopular rows (the
+        carriers' term a filtered one, or all of them scored when they are few); the popular
+        rows (at most POPULARITY_CANDIDATES) are always scored exactly. The union is scored
+        exactly, and with a certified scanner the list is returned only if its k-th score beats
+        every term's bound, so it is the full scan's list. An ANN scanner gives its measured
+        recall."""
         scanner, delta = view.scanner, view.delta
         if scanner is None or delta is None or opts.k <= 0:
             return None
         # Each concept's carriers (items with one of its linked values), built once here.
         marks = [self.index.mask([pair for pair, _ in g.links], view) if g.links else None
                  for g in positives]
+        prior = self._popular_rows(view, popularity, keep) if blend > 0 else None
         if kept * UNCOVERED_GATHER_FRACTION <= view.n:
-            return self._concept_best(view, np.flatnonzero(keep), query, positives, marks, opts)
+            # Every kept row scored: its behaviour k-th is exact.
+            return self._concept_best(view, np.flatnonzero(keep), query, positives, marks,
+                                      opts, blend, prior)
         delta = delta[keep[delta]]  # rows written after the snapshot: always scored exactly
+        rest, exact_rows = keep, [delta]
+        if prior is not None:
+            # Popular rows are scored exactly; the scans need only bound the others (pop = 0).
+            rest = keep.copy()
+            rest[prior[0]] = False
+            exact_rows.append(prior[0])
+        behaviour_query = query if blend == 0 else (np.float32(1.0 - blend) * query).astype(
+            np.float32)
         w = opts.concept_weight
         # (query, rows kept, offset, how many to ask for). All carriers of a concept get the
         # same boost, so only its k best carriers by q.x can be listed: the ANN, which filters
@@ -275,17 +396,17 @@ class Ranker:
         # 21 / 33 / 40 ms p50; bench/README.md, Recommend, liked concepts).
         carriers_want = 16 * opts.k if not scanner.certified else max(SHORTLIST, 4 * opts.k)
         terms: list[tuple[np.ndarray, np.ndarray, float, int]] = []
-        exact_rows = [delta]
         gather = UNCOVERED_GATHER_FRACTION if scanner.certified else ANN_GATHER_FRACTION
         for g, marked in zip(positives, marks, strict=True):
-            terms.append(((query + np.float32(w * g.concept.weight) * g.concept.vector)
-                          .astype(np.float32), keep, 0.0, max(SHORTLIST, 4 * opts.k)))
+            terms.append(((behaviour_query + np.float32(w * g.concept.weight) * g.concept.vector)
+                          .astype(np.float32), rest, 0.0, max(SHORTLIST, 4 * opts.k)))
             if marked is not None:
-                carriers = keep & marked
+                carriers = rest & marked
                 if np.count_nonzero(carriers) * gather <= view.n:
                     exact_rows.append(np.flatnonzero(carriers))
                 else:
-                    terms.append((query, carriers, w * g.concept.weight, carriers_want))
+                    terms.append((behaviour_query, carriers, w * g.concept.weight,
+                                  carriers_want))
         for attempt in range(2):
             proposed = list(exact_rows)
             bound: float | None = -math.inf
@@ -296,20 +417,43 @@ class Ranker:
                 bound = None if found.bound is None or bound is None else max(
                     bound, found.bound + offset)
             rows, scored = self._concept_best(view, np.unique(np.concatenate(proposed)),
-                                              query, positives, marks, opts)
-            if bound is None or bound == -math.inf:
-                return rows, scored
-            if len(rows) == opts.k and float(scored.score[-1]) > bound:
-                return rows, scored
+                                              query, positives, marks, opts, blend, prior)
+            if bound is None or bound == -math.inf or (
+                    len(rows) == opts.k and float(scored.score[-1]) > bound):
+                return self._behaviour_kth(view, query, rows, scored, rest, prior, opts.k)
         return None
+
+    def _behaviour_kth(self, view: IndexView, query: np.ndarray, rows: np.ndarray,
+                       scored: _Scored, rest: np.ndarray,
+                       prior: tuple[np.ndarray, np.ndarray] | None, k: int
+                       ) -> tuple[np.ndarray, _Scored] | None:
+        """`scored` with the k-th best behaviour score among all kept rows, as the full scan
+        gives it (popular_by_blend reads it), or None (scan all). The k-th over the scored
+        rows is a lower bound: a listed popular item below it is popular_by_blend either
+        way; only when one is not is the exact value needed: the behaviour shortlist of the
+        unpopular rows plus the popular rows (all scored) hold the kept rows' top k."""
+        if prior is None or scored.popularity is None or scored.behaviour is None:
+            return rows, scored
+        listed = scored.popularity > 0
+        if not np.any(listed & (scored.behaviour >= scored.behaviour_kth)):
+            return rows, scored
+        found = self._shortlist(view, query, rest, k, int(np.count_nonzero(rest)))
+        if found is None:
+            return None
+        behaviour = np.concatenate([found[1], view.vectors[prior[0]] @ query])
+        return rows, replace(scored, behaviour_kth=_kth(behaviour, k))
 
     @staticmethod
     def _concept_best(view: IndexView, rows: np.ndarray, query: np.ndarray,
                       positives: Sequence[GroundedConcept], marks: Sequence[np.ndarray | None],
-                      opts: RankOptions) -> tuple[np.ndarray, _Scored]:
-        """Top-k of `rows` by the full scan's score (behaviour + boosted concepts), computed
-        the same way on the gathered rows (`marks`: each concept's carriers, or None for an
-        ungrounded one); ties by item id."""
+                      opts: RankOptions, blend: float = 0.0,
+                      prior: tuple[np.ndarray, np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, _Scored]:
+        """Top-k of `rows` by the full scan's score ((1 - blend) behaviour + boosted concepts
+        + blend * popularity), computed the same way on the gathered rows (`marks`: each
+        concept's carriers, or None for an ungrounded one; `prior`: the kept popular rows,
+        sorted, and their normalised popularity); ties by item id. With a blend, the
+        behaviour k-th is that of `rows` (exact when they are all the kept rows)."""
         rows = rows.astype(np.int64, copy=False)
         vectors = view.vectors[rows]
         behaviour = vectors @ query
@@ -322,13 +466,23 @@ class Ranker:
         stacked = np.stack(per_concept)
         best_concept = stacked.argmax(axis=0)
         affinity = stacked.max(axis=0)
+        # The same float32 steps, in the same order, as the full scan in rank().
         score = np.zeros(len(rows), dtype=np.float32)
-        score += behaviour
+        score += behaviour if blend == 0 else (1.0 - blend) * behaviour
         score += opts.concept_weight * affinity
+        pop = None
+        if blend > 0:
+            pop = np.zeros(len(rows), dtype=np.float32)
+            if prior is not None and len(prior[0]):
+                at = np.minimum(np.searchsorted(prior[0], rows), len(prior[0]) - 1)
+                hit = prior[0][at] == rows
+                pop[hit] = prior[1][at[hit]]
+            score += np.float32(blend) * pop
         top = np.asarray(_top_k(score, np.ones(len(rows), dtype=bool), opts.k,
                                 _RowIds(view.ids, rows)), dtype=np.int64)
         return rows[top], _Scored(score[top], behaviour[top], affinity[top],
-                                  best_concept[top], None)
+                                  best_concept[top], None if pop is None else pop[top], blend,
+                                  _kth(behaviour, opts.k) if blend > 0 else -math.inf)
 
     def _grounded_mask(self, view: IndexView, g: GroundedConcept) -> tuple[np.ndarray, np.ndarray]:
         """(items carrying a linked value, items covered by a linked attribute name)."""
