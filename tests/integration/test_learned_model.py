@@ -79,7 +79,13 @@ def test_learned_model_is_served_incrementally(checkpoint, redis_client, redis_s
     try:
         with grpc.insecure_channel(plain.target) as channel:
             stub = interest_pb2_grpc.InterestServiceStub(channel)
-            assert stub.Recommend(pb.RecommendRequest(user_id="lin", k=3)).strategy == "popular"
+            # The learned vector is never read: one is recomputed from the stored window with
+            # this model (state/user_store.py UserStore.rebuild), in its own dimension.
+            assert stub.Recommend(pb.RecommendRequest(user_id="lin", k=3)).strategy == \
+                "behaviour"
+            state = stub.GetUserState(pb.GetUserStateRequest(user_id="lin", include_vector=True))
+            assert state.model == encoder.model_id
+            assert len(state.interest_vector) == encoder.dim != model.dim
             stub.IngestEvents(pb.EventBatch(events=[event("l14", "lin", "14", ts=14)]))
             state = stub.GetUserState(pb.GetUserStateRequest(user_id="lin", include_vector=True))
             assert state.model == encoder.model_id
@@ -93,6 +99,8 @@ def test_learned_model_is_served_incrementally(checkpoint, redis_client, redis_s
 def test_checkpoint_of_another_text_model_is_refused(checkpoint, redis_client, redis_server,
                                                      encoder, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(encoder, "model_id", "some-other-encoder:000000000000")
+    # The rules: the shipped concept head is tied to the encoder too, and would be refused
+    # first (docs/models.md); this test is about the interest checkpoint.
     with pytest.raises(FailedPrecondition, match="trained on text vectors"):
-        create_server(settings_for(redis_server, interest_model_path=str(checkpoint)),
-                      encoder=encoder)
+        create_server(settings_for(redis_server, interest_model_path=str(checkpoint),
+                                   concept_extractor="rules"), encoder=encoder)

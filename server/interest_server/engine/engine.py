@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import redis
@@ -96,7 +96,8 @@ class InterestEngine:
         self.users = UserStore(client, self.model, settings.window_size, settings.dedupe_ttl_s,
                                settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s,
                                keys=keys, cache=state_cache if state_cache is not None
-                               else UserStateCache(settings.user_cache_size))
+                               else UserStateCache(settings.user_cache_size),
+                               event_log_maxlen=settings.event_log_maxlen)
         self.catalog = CatalogStore(client, settings.catalog_stream_maxlen, keys)
         behaviour_embed = getattr(self.model, "item_matrix", None)
         self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts,
@@ -236,14 +237,19 @@ class InterestEngine:
         """Rank the catalog for a user; returns the result and the state version used."""
         snap = self.users.snapshot(user_id)
         concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
-        interest = self.model.interest(snap.accumulator) if snap.model == \
-            self.model.version else None
+        interest = self.model.interest(self._current_accumulator(snap))
         recent = [RecentItem(e["i"], _VERBS[EventType(e["t"])]) for e in snap.recent
                   if EventType(e["t"]) in _VERBS and not (
                       e["t"] == EventType.RATING and (e.get("v") or 0) < 3)]
-        popularity = {} if interest is not None or any(
-            c.concept.polarity == Polarity.POSITIVE for c in concepts) else dict(
-            self.users.popular(POPULARITY_CANDIDATES))
+        cold = interest is None and not any(
+            c.concept.polarity == Polarity.POSITIVE for c in concepts)
+        # The popularity prior is blended into the default model's behaviour score only: a
+        # learned model was trained against popularity already (its scores are logits).
+        blend = interest is not None and opts.popularity_weight > 0 and isinstance(
+            self.model, DecayedAverageModel)
+        if not blend and opts.popularity_weight:
+            opts = replace(opts, popularity_weight=0.0)
+        popularity = dict(self.users.popular(POPULARITY_CANDIDATES)) if cold or blend else {}
         for _attempt in range(RANK_ATTEMPTS):
             try:
                 result = self.ranker.rank(self.index.view(), interest, concepts,
@@ -286,7 +292,20 @@ class InterestEngine:
         """Everything stored about a user."""
         snap = self.users.snapshot(user_id)
         concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
-        return UserView(snap, concepts, self.model.interest(snap.accumulator))
+        accumulator = self._current_accumulator(snap)
+        if accumulator is not None and snap.model != self.model.version:
+            # Report the vector this process uses, under its model's name.
+            snap = replace(snap, accumulator=accumulator, model=self.model.version)
+        return UserView(snap, concepts, self.model.interest(accumulator))
+
+    def _current_accumulator(self, snap: UserSnapshot) -> np.ndarray | None:
+        """The user's stored vector if this process's interest function made it; else one
+        recomputed from the stored window with this process's item vectors (the stored one
+        lives in another model's space, maybe of another dimension, and is never read). The
+        next event write stores the recomputed vector (UserStore._apply)."""
+        if snap.model == self.model.version:
+            return snap.accumulator
+        return self.users.rebuild(snap.recent, self._item_vector)[0]
 
     def delete_user(self, user_id: str) -> int:
         """Erase every key of the user."""

@@ -117,8 +117,13 @@ def _decode(item_id: str, raw: dict[bytes, bytes]) -> CatalogItem | None:
 class CatalogFollower:
     """Loads the catalog into the index at start, then applies the change stream as it grows.
 
-    Items embedded by another model are re-embedded (and written back) so every vector in the
-    index lives in the current model's space.
+    Items embedded by another model are re-embedded so every vector in the index lives in the
+    current model's space. At load they are also written back: that is how a catalog moves to
+    a new encoder, once, when the first process running it starts. Items of another model that
+    arrive on the change stream are re-embedded in memory only: they were written by a live
+    replica running another encoder, and writing them back would make that replica re-embed
+    and write them back in turn, for ever. Such a replica is logged as a warning, once per
+    model id (docs/models.md, "Replicas with different encoders").
     """
 
     def __init__(self, store: CatalogStore, index: ItemIndex, model_id: str,
@@ -133,6 +138,7 @@ class CatalogFollower:
         self.embed = embed
         self.block_ms = block_ms
         self._cursor = "0-0"
+        self._foreign_models: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.loaded = threading.Event()
@@ -143,22 +149,38 @@ class CatalogFollower:
         self._cursor = self.store.last_change_id()
         count = 0
         for batch in self.store.iter_all():
-            self.index.upsert(self.current_model(batch))
+            self.index.upsert(self.current_model(batch, write_back=True))
             count += len(batch)
         self.loaded.set()
         log.info("catalog loaded: %d items", count)
         return count
 
-    def current_model(self, items: list[CatalogItem]) -> list[CatalogItem]:
+    def current_model(self, items: list[CatalogItem],
+                      write_back: bool = False) -> list[CatalogItem]:
+        """The items with vectors of this process's model: those stored by another model are
+        re-embedded (and, with write_back, stored again under this model's id)."""
         stale = [i for i in items if i.model != self.model_id]
         if not stale:
             return items
-        log.info("re-embedding %d items made by another model", len(stale))
+        if write_back:
+            log.info("re-embedding %d items made by another model", len(stale))
+        else:
+            self._warn_foreign({i.model for i in stale})
         vectors = self.embed([embedding_text(i.text, i.attributes) for i in stale])
         fresh = {i.item_id: CatalogItem(i.item_id, i.text, i.attributes, v, self.model_id)
                  for i, v in zip(stale, vectors, strict=True)}
-        self.store.upsert(list(fresh.values()))
+        if write_back:
+            self.store.upsert(list(fresh.values()))
         return [fresh.get(i.item_id, i) for i in items]
+
+    def _warn_foreign(self, models: set[str]) -> None:
+        for model in sorted(models - self._foreign_models):
+            log.warning(
+                "another process writes this catalog with encoder %s, but this one runs %s: "
+                "its items are re-embedded here, in memory only. Run every replica of a "
+                "tenant with the same --model-dir; until then, each catalog write is embedded "
+                "once per encoder", model or "(none)", self.model_id)
+        self._foreign_models |= models
 
     def poll_once(self, block_ms: int | None = None) -> int:
         """Apply the changes that arrived since the last poll; returns how many entries."""
