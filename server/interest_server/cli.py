@@ -1,4 +1,4 @@
-"""`interest-server` command line: serve, demo."""
+"""`interest-server` command line: serve, demo, eval, eval-concepts, import."""
 
 from __future__ import annotations
 
@@ -66,10 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         from interest_server.offline.training import main as train_main
 
         return train_main(args_in[1:])
+    if args_in[:1] == ["train-concepts"]:
+        from interest_server.offline.concept_training import main as train_concepts_main
+
+        return train_concepts_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="interest-server",
                                      description="Real-time interest server (gRPC).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("train", help="train the sequence interest model (interest-server train -h)")
+    sub.add_parser("train", help="train the sequence interest model from an event file, a "
+                   "server's event log in Redis, or MovieLens (interest-server train -h)")
+    sub.add_parser("train-concepts", help="train the learned concept extractor's head "
+                   "(interest-server train-concepts -h)")
     serve = sub.add_parser("serve", help="run the gRPC server",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     config.add_arguments(serve)
@@ -96,8 +103,40 @@ def main(argv: list[str] | None = None) -> int:
                           help="skip the decayed-average baseline run")
     evaluate.add_argument("--out", default="bench/results", help="where results are written")
     evaluate.add_argument("--probes", default=None,
-                          help="concept probes JSON (default ../shared/eval/concept_probes.json "
-                               "if present; concept evaluation is skipped without it)")
+                          help="concept probes JSON in the public probes' layout (default: "
+                               "the 12 public probes, as the shipped concept dataset holds them)")
+    online = sub.add_parser(
+        "eval-online", help="time-split online replay of MovieLens-100K: each later event is "
+                            "predicted before it is ingested (HR@10, NDCG@10 vs popularity)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    config.add_arguments(online)
+    online.add_argument("--data", default=None, help="MovieLens-100K directory")
+    online.add_argument("--split-time", default="auto",
+                        help="unix seconds; auto: the time at which 80%% of the events are past")
+    online.add_argument("--model", action="append", default=[],
+                        help="a checkpoint trained on events before the split (repeatable)")
+    online.add_argument("--max-events", type=int, default=5000,
+                        help="later events scored (0: all of them)")
+    online.add_argument("--valid-events", type=int, default=2000,
+                        help="the past's last events, scored to choose the popularity weight")
+    online.add_argument("--out", default="bench/results", help="where results are written")
+    concepts = sub.add_parser(
+        "eval-concepts", help="state the labelled descriptions to a live server and score the "
+                              "lists (disliked items, liked share, polarity inversions)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    config.add_arguments(concepts)
+    concepts.add_argument("--split", choices=("dev", "test"), required=True,
+                          help="dataset split (tune on dev; test is scored once, at the end)")
+    concepts.add_argument("--catalog", choices=("movies", "music"), default="movies",
+                          help="which rows and catalog: MovieLens-100K films or the music catalog")
+    concepts.add_argument("--data", default=None,
+                          help="MovieLens-100K directory (movies) or music catalog file (music)")
+    concepts.add_argument("--synonyms", default=None,
+                          help="synonyms JSON loaded through SetAttributeSynonyms, or 'none' "
+                               "(without it: examples/movielens/ or examples/music/synonyms.json)")
+    concepts.add_argument("--rows", default=None,
+                          help="concept dataset JSONL (default: the shipped descriptions)")
+    concepts.add_argument("--out", default="bench/results", help="where results are written")
     from interest_server.offline import bulk_import
 
     importer = sub.add_parser(
@@ -106,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     bulk_import.add_arguments(importer)
     config.add_arguments(importer)
     args = parser.parse_args(argv)
-    command_parser = {"serve": serve, "demo": demo, "eval": evaluate,
-                      "import": importer}[args.command]
+    command_parser = {"serve": serve, "demo": demo, "eval": evaluate, "eval-online": online,
+                      "eval-concepts": concepts, "import": importer}[args.command]
     try:
         settings = config.from_args(args)
         settings.resolved_redis_url()  # an unreadable --redis-url-file fails here, not later
@@ -131,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_eval(settings, args.data, args.model, args.out,
                         include_baseline=not args.no_baseline, probes_path=args.probes)
+    if args.command == "eval-online":
+        from interest_server.offline.online_replay import run_online_eval
+
+        return run_online_eval(settings, args.data, args.split_time, args.model, args.out,
+                               args.max_events, args.valid_events,
+                               command="interest-server " + " ".join(args_in))
+    if args.command == "eval-concepts":
+        from interest_server.offline.eval_concepts import run_eval_concepts
+
+        return run_eval_concepts(settings, args.split, args.catalog, args.data, args.synonyms,
+                                 args.out, rows_path=args.rows)
     from interest_server.offline.demo import run_demo
 
     return run_demo(settings, args.data, args.background_events, args.catalog)

@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 K = 10
 POSITIVE, NEGATIVE = int(Polarity.POSITIVE), int(Polarity.NEGATIVE)
-DEFAULT_PROBES = Path(__file__).resolve().parents[4] / "shared" / "eval" / "concept_probes.json"
 # How a user would name each MovieLens genre when ruling it out.
 GENRE_PHRASES = {
     "Action": "action movies", "Adventure": "adventure movies", "Animation": "animated movies",
@@ -33,14 +32,19 @@ GENRE_PHRASES = {
 }
 
 
-def load_probes(path: str | None) -> list[dict] | None:
-    """The probes file, or None when there is none (concept evaluation is then skipped)."""
-    candidate = Path(path) if path else DEFAULT_PROBES
-    if not candidate.exists():
-        if path:
+def load_probes(path: str | None) -> list[dict]:
+    """The probes of a file in the public probes' layout, or by default the 12 public probes as
+    the shipped concept dataset holds them (its dev rows "probe-NN")."""
+    if path:
+        candidate = Path(path)
+        if not candidate.exists():
             raise FileNotFoundError(f"concept probes not found: {candidate}")
-        return None
-    return json.loads(candidate.read_text())["probes"]
+        return json.loads(candidate.read_text())["probes"]
+    from interest_server.offline.concept_dataset import PROBE_PREFIX, load_concept_rows
+
+    return [{"text": r.text, "like": list(r.like), "dislike": list(r.dislike)}
+            for r in load_concept_rows(split="dev", catalog="movies")
+            if r.id.startswith(PROBE_PREFIX)]
 
 
 def _genres(data: MovieLens) -> dict[str, set[str]]:
