@@ -104,6 +104,26 @@ _BEFORE = [
     ("i used to love ", NEG, 1.0), ("i prefer ", POS, 0.8), ("比起", NEG, 0.6),
     ("plutôt les ", POS, 0.8), ("tout sauf les ", NEG, 1.0), ("je ne déteste pas les ", POS, 0.6),
     ("我不讨厌", POS, 0.6), ("除了", NEG, 0.8), ("hard pass on ", NEG, 1.0),
+    # second round: "what I don't want", bare questions asking for more, idioms, "yes but no"
+    ("what i don't want is ", NEG, 0.8), ("what i can't stand is ", NEG, 1.0),
+    ("know any good ", POS, 0.8), ("any good ", POS, 0.8), ("i give ", NEG, 0.8),
+    ("i avoid ", NEG, None), ("yes but please no ", NEG, 0.8), ("求推荐", POS, 0.8),
+    ("我不想要的是", NEG, 0.8), ("ce que je ne veux pas, c'est les ", NEG, 0.8),
+    ("mais surtout pas de ", NEG, None),
+]
+
+# (a regex for what follows a span, lower case; the label it must carry): things named first,
+# the verdict after them. Each must occur in the corpus. ", never" must end its clause: in
+# ", never Wes Anderson" the "never" governs the next thing.
+_AFTER = [
+    (" is my idea of hell", NEG, 1.0), (" are my idea of hell", NEG, 1.0),
+    (r", never(?! ?\w)", NEG, None),
+    (" are out", NEG, 0.8), (" is out", NEG, 0.8), (r"\? only as a last resort", NEG, 0.6),
+    (" send me to sleep", NEG, 0.6), (" is more my speed", POS, 0.8),
+    (r"\? not a chance", NEG, 1.0),
+    (r" recommendations\?", POS, 0.8), (" yes but please no ", POS, 0.8),
+    (r", jamais(?! ?\w)", NEG, 1.0), (", c'est exclu", NEG, 0.8), ("直接拉黑", NEG, 1.0),
+    ("免谈", NEG, 1.0), ("除非实在没别的", NEG, 0.6), ("有推荐吗", POS, 0.8),
 ]
 
 
@@ -119,6 +139,33 @@ def test_polarity_traps_are_labelled_as_a_careful_reader_would(
                 assert s.polarity == polarity, (t.text, _labelled(t))
                 assert strength is None or s.strength == strength, (t.text, _labelled(t))
     assert seen >= 3, before
+
+
+@pytest.mark.parametrize(("after", "polarity", "strength"), _AFTER)
+def test_verdicts_after_the_thing_are_labelled_on_the_thing(
+        corpus: list[gen.LabelledText], after: str, polarity: Polarity,
+        strength: float | None) -> None:
+    seen = 0
+    for t in corpus:
+        for s in t.spans:
+            if re.match(after, t.text[s.end:].lower()):
+                seen += 1
+                assert s.polarity == polarity, (t.text, _labelled(t))
+                assert strength is None or s.strength == strength, (t.text, _labelled(t))
+    assert seen >= 3, after
+
+
+def test_chatty_context_names_people_and_places_without_a_span(
+        corpus: list[gen.LabelledText]) -> None:
+    seen = 0
+    for t in corpus:
+        for line in gen._CHAT.get(t.lang, ()):
+            at = t.text.lower().find(line.rstrip(".。").lower())
+            if at >= 0:
+                seen += 1
+                end = at + len(line)
+                assert not any(s.start < end and at < s.end for s in t.spans), (t.text, line)
+    assert seen >= 300
 
 
 def test_comparatives_give_like_then_mild_dislike(corpus: list[gen.LabelledText]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ from interest_server.config import Settings
 from interest_server.engine.engine import Encoder, InterestEngine
 from interest_server.engine.tenants import TenantEngines
 from interest_server.engine.watch import WatchHub
+from interest_server.errors import FailedPrecondition
+from interest_server.model.concepts import ConceptPhrase
 from interest_server.model.encoder import TextEncoder
 from interest_server.ops import metrics, tracing
 from interest_server.ops.redis_launcher import EmbeddedRedis, start_embedded
@@ -118,6 +121,26 @@ def _monitor_redis(running: RunningServer) -> None:
         probe.close()
 
 
+def concept_extractor(settings: Settings, encoder: Encoder
+                      ) -> Callable[[str], list[ConceptPhrase]] | None:
+    """The description -> concepts step settings choose: the learned head, or None (the rules).
+
+    A head trained on another encoder's token states cannot read this one's: that is a startup
+    error naming the fix (train a head for this encoder, or choose the rules), never a silent
+    switch to the rules.
+    """
+    if settings.concept_extractor == "rules":
+        return None
+    from interest_server.model.concept_extractor import ConceptExtractor, HeadMismatch
+
+    try:
+        extractor = ConceptExtractor(encoder, settings.concept_head_path or None)
+    except HeadMismatch as exc:
+        raise FailedPrecondition(f"{exc}; or start with --concept-extractor rules") from exc
+    log.info("concept extractor %s", extractor.version)
+    return extractor.extract
+
+
 def create_server(settings: Settings, encoder: Encoder | None = None) -> RunningServer:
     """Build and start a server. Pass an already-loaded encoder to share one model between
     servers.
@@ -143,7 +166,7 @@ def create_server(settings: Settings, encoder: Encoder | None = None) -> Running
             encoder = TextEncoder(settings.model_dir, max_seq_length=settings.max_seq_length,
                                   batch_size=settings.encode_batch_size,
                                   runtime=settings.encoder_runtime)
-        rewrite = None
+        rewrite = concept_extractor(settings, encoder)
         if settings.concept_model_dir:
             from interest_server.model.rewriter import GenerativeRewriter
 

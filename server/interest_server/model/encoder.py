@@ -100,6 +100,53 @@ class TextEncoder:
         both = self._encode(phrases, both_pool, (2, self.dim))
         return np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])
 
+    def token_states(self, texts: Sequence[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+        """Per text: float32 token states (n_tokens, dim) of its real tokens and their offsets.
+
+        Real tokens: no [CLS], [SEP] or padding. Offsets are (start, end) character positions in
+        the text (the fast tokenizer's offset mapping), so a token-level model can be read back
+        onto the text. Same runtime, lock and length-sorted batching as `embed`; a text longer
+        than max_seq_length tokens is truncated here, so callers that must see all of a long
+        text cut it into windows first (the states of the tokens kept are those of `embed`).
+        """
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not a single string")
+        texts = list(texts)
+        if not texts:
+            return []
+        with self._lock:
+            enc = self._tokenizer(
+                texts,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_special_tokens_mask=True,
+                return_offsets_mapping=True,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+        ids, special, offsets = enc["input_ids"], enc["special_tokens_mask"], enc["offset_mapping"]
+        out: list[tuple[np.ndarray, list[tuple[int, int]]]] = [None] * len(texts)  # type: ignore[list-item]
+        order = np.argsort([-len(x) for x in ids], kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            inputs, _ = self._pad([ids[i] for i in idx], [special[i] for i in idx])
+            with self._lock, torch.inference_mode():
+                states = self._states(inputs).cpu().numpy()
+            for row, i in enumerate(idx):
+                keep = [k for k, s in enumerate(special[i]) if not s]
+                out[i] = (np.ascontiguousarray(states[row, keep], dtype=np.float32),
+                          [(int(offsets[i][k][0]), int(offsets[i][k][1])) for k in keep])
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in a text, special tokens excluded, counted up to max_seq_length + 1: enough
+        to tell whether it fits, without tokenizing (or warning about) all of a long text."""
+        with self._lock:
+            return len(self._tokenizer(text, add_special_tokens=False, truncation=True,
+                                       max_length=self.max_seq_length + 1,
+                                       return_attention_mask=False,
+                                       return_token_type_ids=False)["input_ids"])
+
     def warm(self) -> None:
         """One forward pass of each kind, so the first request does not pay for lazy set-up."""
         self.embed(["warm up the encoder"])

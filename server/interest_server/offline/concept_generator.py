@@ -24,6 +24,8 @@ Families of constructions:
   like), "I never get tired of X" (like), "no wonder I love X" (like), "anything but X" and
   "everything except X" (dislike), "I used to love X but now I can't stand it" (dislike),
   "X? Never again." (dislike);
+- verdicts after the thing ("X is my idea of hell", "X are out", "X, never", "X? Only as a last
+  resort", "X直接拉黑", "X, c'est exclu"), "what I don't want is X", "X yes but PLEASE no Y";
 - hedges ("I guess X are ok", mild like) and bare noun lists with no marker at all ("Film noir and
   gritty crime stories." -> likes at 0.5);
 - texts with no preference: greetings, requests without a topic, and plain statements of fact
@@ -31,6 +33,8 @@ Families of constructions:
   because an event or a topic of conversation is not a stated preference; the extractor should
   leave them to the recent-items path. They also appear next to preference clauses, so the head
   learns that a mention is not a like. "I watched X yesterday and loved it" is a like.
+Chatty context sentences naming people and places ("My cousin Priya is visiting from
+Manchester") sit among the preferences with no span.
 Surface noise: multi-sentence texts (1-5 spans, likes and dislikes in any order), fillers,
 lower case, ALL CAPS, no punctuation, texting ("luv", "h8", "cant", "jadore", "稀饭"), dropped
 letters, stripped French accents, emoji, Chinese half-width punctuation.
@@ -1202,6 +1206,154 @@ Ich liebe {0}, aber ich hasse {1} | L10 D10
 Ich mag {0}, aber <kein:1> {1} | L8 D8
 """)
 
+# Second round (families the dev errors showed thin): idiomatic dislikes said after the thing
+# ("X is my idea of hell", "X are out", "X, never", "X? Only as a last resort"), "what I don't
+# want is X", bare questions that ask for more of a thing (a like), "X yes but please no Y".
+# Written fresh from the families, not from any dev text.
+_EN_SINGLE = _EN_SINGLE + _block(L8, """
+Know any good {0}?
+Any {0} you'd recommend?
+Seen any decent {0} lately?
+Any {0} recs?
+{0} recommendations?
+Where can I find more {0}?
+{0} <is> more my speed
+{0} <is> more me
+{0} <is> more my style
+What I want is {0}
+What I'm really after is {0}
+{0} <is> my guilty pleasure
+{0} forever
+""") + _block(D10, """
+{0} <is> my idea of hell
+{0} <is> my idea of torture
+{0} <is> my personal hell
+{0}, never
+{0}: never
+{0}, not in a million years
+{0}? Not a chance
+{0}? No way
+No {0}, ever
+What I can't stand is {0}
+The last thing I want is {0}
+I avoid {0} like the plague
+""") + _block(D8, """
+{0} <is> out
+So {0} <is> out
+{0} <is> a no-go
+{0} <is> off the list
+Rule out {0}
+Cross {0} off the list
+I give {0} a wide berth
+I keep well away from {0}
+What I don't want is {0}
+What I'm not after is {0}
+None of those {0}
+No {0} whatsoever
+Leave out {0}
+Hold the {0}
+""") + _block(D6, """
+{0} send<s> me to sleep
+{0} <is> a snoozefest
+{0} = instant nap
+{0} make<s> me yawn
+{0} <is> wasted on me
+{0} <is> lost on me
+{0} just <does>n't land with me
+{0}? Only as a last resort
+{0}? Only if I have no other choice
+I'd only <V> {0} if I'd run out of everything else
+""")
+_EN_PAIRS = _EN_PAIRS + _pairs("""
+{0} yes but PLEASE no {1} | L8 D8
+{0} yes, but please, no {1} | L8 D8
+{0} fine, just no {1} please | L6 D8
+{0} sure, {1} never | L8 D10
+{0} all day, {1} never | L10 D10
+Loads of {0}, zero {1} | L8 D8
+{0} <is> my guilty pleasure; {1} <is:1> my idea of hell | L8 D10
+What I want is {0}; what I don't want is {1} | L8 D8
+{0}? Always. {1}? Never | L10 D10
+{0}, sure, but no {1} | L8 D8
+""")
+_FR_SINGLE = _FR_SINGLE + _block(L8, """
+Des idées côté {0} ?
+Vous auriez des conseils pour {le:0} ?
+{le:0}, c'est davantage mon style
+Ce que je veux, c'est {le:0}
+""") + _block(D10, """
+{le:0}, jamais
+{le:0} ? Jamais de la vie
+{le:0}, c'est mon cauchemar
+Je fuis {le:0} comme la peste
+""") + _block(D8, """
+{le:0}, c'est exclu
+{le:0}, on oublie
+Ce que je ne veux pas, c'est {le:0}
+Je me tiens loin {du:0}
+Rayez {le:0} de la liste
+""") + _block(D6, """
+{le:0}, en dernier recours
+{le:0}, à la rigueur, s'il n'y a vraiment rien d'autre
+{le:0}, ça me donne envie de dormir
+""")
+_FR_PAIRS = _FR_PAIRS + _pairs("""
+{le:0} oui, mais surtout pas {de:1} | L8 D8
+{le:0}, toujours ; {le:1}, jamais | L10 D10
+Ce que je veux, c'est {le:0}, pas {le:1} | L8 D8
+""")
+_ZH_SINGLE = _ZH_SINGLE + _block(L8, """
+求推荐{0}
+{0}有推荐吗？
+{0}更对我胃口
+我想要的是{0}
+""") + _block(D10, """
+{0}直接拉黑
+{0}免谈
+{0}绝对不行
+{0}这辈子都不<V>
+{0}？门都没有
+""") + _block(D8, """
+{0}就饶了我吧
+{0}别来沾边
+{0}一概跳过
+我不想要的是{0}
+{0}不考虑
+""") + _block(D6, """
+{0}除非实在没别的
+{0}是催眠神器
+{0}<V>着<V>着就睡着了
+""")
+_ZH_PAIRS = _ZH_PAIRS + _pairs("""
+{0}可以，但千万别推{1} | L8 D8
+{0}随便来，{1}免谈 | L8 D10
+{0}永远可以，{1}永远不行 | L10 D10
+""")
+# Chatty context with names, places and things that are not preferences (no span): long
+# descriptions carry such sentences, and a name or a place in them is not a like.
+_CHAT = {
+    "en": ["My cousin Priya is visiting from Manchester this week.",
+           "We just got back from a trip to Lisbon.", "I'm learning Japanese at the moment.",
+           "My flatmate Tom usually picks what we watch.",
+           "It's for my dad, he's seventy and lives in Cork.",
+           "I've got a cold and I'm stuck on the sofa.",
+           "My girlfriend and I do a movie night every Friday.",
+           "I work nights at a hospital in Leeds.",
+           "We're hosting about twenty people on Saturday.",
+           "Our baby finally sleeps through the night, so we have evenings again.",
+           "I teach geography at a school in Ohio.", "Grandma Rosa is coming over on Sunday.",
+           "I'm on a long train ride to Edinburgh tomorrow.",
+           "My son Leo just turned nine."],
+    "fr": ["Ma cousine Léa vient de Lyon ce week-end.", "On part à Marseille la semaine prochaine.",
+           "J'apprends l'italien en ce moment.", "C'est pour mon père, il a soixante-dix ans.",
+           "Mon coloc Julien choisit souvent le film.", "Je suis prof de maths à Lille.",
+           "On organise une soirée chez Camille samedi.", "Je suis malade, coincée sur le canapé."],
+    "zh": ["我表妹下周从成都来玩。", "我在上海上班，每天加班。", "最近在学日语。",
+           "这是给我爸找的，他今年七十了。", "室友小王每晚都负责选片。", "周末要去杭州出差。",
+           "我和女朋友每周五都有电影之夜。", "我感冒了，只能躺在沙发上。"],
+}
+_CHAT_P = 0.12
+
 _SINGLE = {"en": _EN_SINGLE, "fr": _FR_SINGLE, "zh": _ZH_SINGLE, "es": _ES_SINGLE,
            "de": _DE_SINGLE}
 _PAIR = {"en": _EN_PAIRS, "fr": _FR_PAIRS, "zh": _ZH_PAIRS, "es": _ES_PAIRS, "de": _DE_PAIRS}
@@ -1652,6 +1804,10 @@ def _make_text(rng: random.Random, lang: str) -> LabelledText | None:
     if rng.random() < 0.08:
         clauses.insert(0, [(rng.choice(_NEUTRAL[lang]), None, False)])
         polarity.insert(0, None)
+    if lang in _CHAT and rng.random() < _CHAT_P:  # context that names people and places
+        at = rng.randrange(len(clauses) + 1)
+        clauses.insert(at, [(rng.choice(_CHAT[lang]), None, False)])
+        polarity.insert(at, None)
     joined = _assemble(lang, clauses, polarity, rng)
     if _probe_meaning(joined):
         return None
