@@ -79,6 +79,8 @@ def _check_output(out: str, *, final_rows: int) -> None:
         assert len(rows) == final_rows if final_rows == 10 else len(rows) >= final_rows, stage
         assert not any("Romance" in row for row in rows), stage
         assert all("Mystery" in row for row in rows[:5]), stage
+        # The stated interest drove these lists, and each item's first reason says so.
+        assert all("matches your interest in" in row for row in rows[:5]), stage
     # The Chinese phrases, split with the right polarity, reach the genres through the shipped
     # synonyms, at similarity 1 (the weight is the extractor's strength reading).
     weight = r"\(weight [01]\.\d\d\)"

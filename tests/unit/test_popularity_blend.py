@@ -221,7 +221,8 @@ def test_popular_now_under_a_liked_concept_reads_the_exact_behaviour_kth(
     """The items best by behaviour point away from the liked concept, so no concept scan
     proposes them; a popular item on the concept is listed with a behaviour score below
     theirs: it is there for its popularity ("popular now"), as the full scan says, although
-    its behaviour beats the k-th best among the rows the scans proposed."""
+    its behaviour beats the k-th best among the rows the scans proposed. It also carries the
+    concept, so its reasons go by contribution."""
     rng = np.random.default_rng(13)
     n = 20_000
     vectors = rng.standard_normal((n, DIM))
@@ -243,7 +244,12 @@ def test_popular_now_under_a_liked_concept_reads_the_exact_behaviour_kth(
     assert _explained(got) == _explained(want)
     planted = [i for i in want.items if i.item_id in {"i00002", "i00004", "i00006"}]
     assert len(planted) == 3
-    assert all(i.reasons[0].text == POPULAR_NOW for i in planted)
+    # Listed for their popularity, and boosted by the liked concept as well: both reasons are
+    # given, in contribution order (the concept first when it weighs more).
+    for item in planted:
+        assert POPULAR_NOW in [r.text for r in item.reasons]
+        contributions = [r.contribution for r in item.reasons]
+        assert contributions == sorted(contributions, reverse=True)
 
 
 # ---- the online replay's pure parts -------------------------------------------------------

@@ -282,9 +282,16 @@ class Ranker:
                 reasons.append(Reason(REASON_POPULAR, why, "", pop))
             reasons.sort(key=lambda x: -x.contribution)
             if by_popularity[j]:
-                # Listed for its popularity: that is the reason given first; others keep theirs.
-                reasons.insert(0, Reason(REASON_POPULAR, POPULAR_NOW, "",
-                                         w * float(scored.popularity[j])))
+                popular = Reason(REASON_POPULAR, POPULAR_NOW, "", w * float(scored.popularity[j]))
+                if scored.affinity is None:
+                    # Listed for its popularity (behaviour alone would not have listed it): that
+                    # is the reason given first; the others keep theirs.
+                    reasons.insert(0, popular)
+                else:
+                    # A stated interest boosted it too: reasons stay in contribution order, so
+                    # the concept that drove it is named first when it weighs most.
+                    reasons.append(popular)
+                    reasons.sort(key=lambda x: -x.contribution)
             items.append(Ranked(view.ids[r], float(scored.score[j]), text, attrs, reasons))
         return items
 
