@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     online.add_argument("--valid-events", type=int, default=2000,
                         help="the past's last events, scored to choose the popularity weight")
     online.add_argument("--out", default="bench/results", help="where results are written")
+    online.add_argument("--write-past", default="", metavar="DIR",
+                        help="only write the events before the split (CSV) and the catalog "
+                             "(JSONL) to DIR, to train a checkpoint on the past")
     concepts = sub.add_parser(
         "eval-concepts", help="state the labelled descriptions to a live server and score the "
                               "lists (disliked items, liked share, polarity inversions)",
@@ -175,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_online_eval(settings, args.data, args.split_time, args.model, args.out,
                                args.max_events, args.valid_events,
-                               command="interest-server " + " ".join(args_in))
+                               command="interest-server " + " ".join(args_in),
+                               past_dir=args.write_past)
     if args.command == "eval-concepts":
         from interest_server.offline.eval_concepts import run_eval_concepts
 

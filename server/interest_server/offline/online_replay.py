@@ -10,6 +10,7 @@ used to choose anything.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import tempfile
@@ -301,13 +302,39 @@ def movielens_events(data_dir: str | None) -> tuple[list[dict], list[ReplayEvent
     return items, events
 
 
+def write_past(split: TimeSplit, items: list[dict], out_dir: Path) -> tuple[Path, Path]:
+    """The events before the split (history and validation slice: everything a model deployed
+    at the split time could have been trained on) as a generic events CSV, and the catalog as
+    upsert-items JSONL: the input of `interest-server train --events --catalog`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    events_path, catalog_path = out_dir / "past_events.csv", out_dir / "items.jsonl"
+    with events_path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "type", "value", "timestamp_ms"])
+        for e in [*split.history, *split.valid]:
+            writer.writerow([e.user_id, e.item_id, "view" if e.rating is None else "rating",
+                             "" if e.rating is None else e.rating, e.timestamp_s * 1000])
+    with catalog_path.open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item) + "\n")
+    return events_path, catalog_path
+
+
 def run_online_eval(settings: Settings, data_dir: str | None, split_time: str,
                     model_paths: Sequence[str], out_dir: str, max_events: int,
-                    valid_events: int, command: str = "") -> int:
-    """`interest-server eval-online`: the replay on MovieLens-100K; results under out_dir."""
+                    valid_events: int, command: str = "", past_dir: str = "") -> int:
+    """`interest-server eval-online`: the replay on MovieLens-100K; results under out_dir.
+    With `past_dir`, only write the past's events and the catalog there (see write_past)."""
     items, events = movielens_events(data_dir)
     split = time_split(events, None if split_time == "auto" else int(split_time),
                        valid_events, max_events or None)
+    if past_dir:
+        events_path, catalog_path = write_past(split, items, Path(past_dir))
+        n_past = len(split.history) + len(split.valid)
+        print(f"wrote the {n_past} events before {split.split_time_s} to {events_path} and the "
+              f"catalog to {catalog_path}; train on them with\n  interest-server train "
+              f"--events {events_path} --catalog {catalog_path} --out past.pt")
+        return 0
     print(f"split at {split.split_time_s}: {len(split.history)} history, {len(split.valid)} "
           f"validation, {len(split.test)} of {split.later_total} later events scored")
     runs = [replay_default(settings, items, split)]
