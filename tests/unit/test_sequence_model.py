@@ -1,16 +1,21 @@
-"""Sequence interest model: learns a synthetic pattern, round-trips checkpoints, serves in numpy."""
+"""Sequence interest model: learns a synthetic pattern, round-trips checkpoints, serves in numpy,
+and scales to large catalogs (capped memory, sampled softmax)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from interest_server.model.sequence_model import (
+    CHECKPOINT_FORMAT_VERSION,
     SeqConfig,
     SeqRecNet,
     SequenceInterestModel,
+    model_version,
+    param_count,
     save_checkpoint,
 )
 from interest_server.offline.batching import TrainTensors
@@ -217,3 +222,173 @@ def test_cooccurrence_prior_counts_nearby_pairs_both_ways() -> None:
     expected = counts / (counts.sum(1, keepdim=True) + 1.0)
     torch.testing.assert_close(prior[1:4, 1:4], expected)
     assert not prior[0].any() and not prior[:, 0].any() and not prior[4].any()
+
+
+def _capped_model(tmp_path: Path, slot_items: list[int]) -> SequenceInterestModel:
+    """A model over N_ITEMS items whose memory covers only `slot_items` (vocabulary indices)."""
+    torch.manual_seed(7)
+    net = SeqRecNet(_tiny_config(memory_k=3, memory_symmetric=True,
+                                 memory_items=len(slot_items)))
+    net.set_memory_items(torch.tensor(slot_items))
+    with torch.no_grad():
+        c = len(slot_items)
+        net.memory[1:, 1:] = torch.randn(c, c)
+        net.memory_prior[1:, 1:] = torch.rand(c, c)
+        net.prior_scale.fill_(0.5)
+        # Slot 0 stands for "no slot": whatever it holds must never be read.
+        net.memory[0, :] = net.memory[:, 0] = 3.0
+    save_checkpoint(tmp_path / "capped.pt", net, [f"m{i}" for i in range(N_ITEMS)], TEXT_MODEL)
+    return SequenceInterestModel.load(tmp_path / "capped.pt")
+
+
+def test_a_capped_memory_bounds_parameters_and_vectors() -> None:
+    n_items, cap = 50_000, 64
+    net = SeqRecNet(_tiny_config(n_items=n_items, memory_k=3, memory_items=cap))
+    assert net.capped and net.memory_size == cap
+    assert net.score_dim == net.cfg.dim + 1 + cap
+    assert net.memory.shape == net.memory_prior.shape == (cap + 1, cap + 1)
+    # Linear in the catalog: a few vectors per item (input, output, biases) plus the memory.
+    per_item = 2 * net.cfg.dim + 1
+    fixed = sum(p.numel() for name, p in net.named_parameters()
+                if not name.endswith("_id.weight") and name != "memory")
+    assert param_count(net) == (n_items + 1) * per_item + (cap + 1) ** 2 + fixed
+    # Every item fits under the default cap: the memory is the full (items x items) one.
+    small = SeqRecNet(_tiny_config(memory_k=3))
+    assert not small.capped and small.score_dim == small.cfg.dim + 1 + N_ITEMS
+    assert small.memory.shape == (N_ITEMS + 1, N_ITEMS + 1)
+
+
+def test_a_capped_memory_scores_as_the_full_memory_it_embeds(tmp_path: Path) -> None:
+    slot_items = [5, 2, 17, 9, 30, 11]  # vocabulary indices, most frequent first
+    capped = _capped_model(tmp_path, slot_items)
+    assert capped.dim == capped.net.cfg.dim + 1 + len(slot_items)
+    # The same weights in an uncapped network, whose memory holds the capped one's entries at
+    # the slot items' rows and columns and zero elsewhere, must score every item the same.
+    full_net = SeqRecNet(_tiny_config(memory_k=3, memory_symmetric=True))
+    state = {k: v for k, v in capped.net.state_dict().items() if k != "memory_slots"}
+    where = torch.tensor([0, *slot_items])
+    for name in ("memory", "memory_prior"):
+        embedded = torch.zeros(N_ITEMS + 1, N_ITEMS + 1)
+        embedded[where[:, None], where[None, :]] = state[name]
+        state[name] = embedded
+    full_net.load_state_dict(state)
+    full = SequenceInterestModel(full_net, capped.item_ids, TEXT_MODEL, "full")
+    rng = np.random.default_rng(8)
+    text = rng.normal(size=(N_ITEMS, TEXT_DIM)).astype(np.float32)
+    ids = [f"m{i}" for i in range(N_ITEMS)] + ["never-seen"]
+    item_text = np.vstack([text, text[:1]])
+    for history in (["m4", "m1", "m16"], ["m3", "m8", "m1", "m20", "m4"], ["m0", "m12"]):
+        h_text = text[[int(i[1:]) for i in history]]
+        np.testing.assert_allclose(
+            capped.item_matrix(ids, item_text) @ capped.user_vector(history, h_text),
+            full.item_matrix(ids, item_text) @ full.user_vector(history, h_text),
+            rtol=1e-5, atol=1e-5)
+    # An item without a slot and an unknown item have no memory column.
+    items = capped.item_matrix(["m0", "never-seen", "m4"], text[:3])
+    width = capped.net.cfg.dim + 1
+    assert not items[:2, width:].any() and items[2, width:].any()
+
+
+def test_items_added_after_training_score_from_their_text(tmp_path: Path) -> None:
+    model = _capped_model(tmp_path, [1, 2, 3])
+    net = model.net
+    text = np.random.default_rng(9).normal(size=(1, TEXT_DIM)).astype(np.float32)
+    (added,) = model.item_matrix(["added-later"], text)
+    with torch.inference_mode():
+        t = torch.from_numpy(text[0])
+        expected = torch.cat([net.out_text(t), net.bias_text(t)]).numpy()
+    np.testing.assert_allclose(added[: len(expected)], expected, rtol=1e-6, atol=1e-6)
+    assert not added[len(expected):].any()
+    # A new item's text alone can make it the best match of a history.
+    vec = model.user_vector(["m0", "added-later"], np.vstack([text, text]))
+    assert vec is not None and np.isfinite(vec).all()
+
+
+def test_version_1_checkpoints_with_a_full_memory_load_and_serve_the_same(
+        tmp_path: Path) -> None:
+    # Written as a version-1 writer did: no memory_items in the config, no slot map, and more
+    # items than today's default cap, so only the old meaning (memory over every item) fits.
+    n_items = SeqConfig.memory_items + 100
+    torch.manual_seed(10)
+    net = SeqRecNet(_tiny_config(n_items=n_items, memory_k=3, memory_items=n_items, dim=8))
+    with torch.no_grad():
+        net.memory.normal_()
+    ids = [f"m{i}" for i in range(n_items)]
+    save_checkpoint(tmp_path / "new.pt", net, ids, TEXT_MODEL)
+    raw = torch.load(tmp_path / "new.pt", weights_only=True)
+    assert raw["format_version"] == 1 and "memory_slots" not in raw["state_dict"]
+    del raw["config"]["memory_items"]
+    torch.save(raw, tmp_path / "v1.pt")
+    old = SequenceInterestModel.load(tmp_path / "v1.pt")
+    assert old.net.memory.shape == (n_items + 1, n_items + 1) and old.dim == 8 + 1 + n_items
+    assert old.version == model_version(raw)
+    rng = np.random.default_rng(11)
+    text = rng.normal(size=(4, TEXT_DIM)).astype(np.float32)
+    history = ["m3", f"m{n_items - 1}", "m2500", "m7"]
+    fresh = SequenceInterestModel(net, ids, TEXT_MODEL, "unsaved")
+    np.testing.assert_array_equal(old.user_vector(history, text),
+                                  fresh.user_vector(history, text))
+    np.testing.assert_array_equal(old.item_matrix(history, text),
+                                  fresh.item_matrix(history, text))
+
+
+def test_capped_checkpoints_are_format_2_and_round_trip(tmp_path: Path) -> None:
+    model = _capped_model(tmp_path, [4, 8, 15, 16])
+    raw = torch.load(tmp_path / "capped.pt", weights_only=True)
+    assert raw["format_version"] == 2 == CHECKPOINT_FORMAT_VERSION
+    assert raw["state_dict"]["memory_slots"][[4, 8, 15, 16]].tolist() == [1, 2, 3, 4]
+    assert int((raw["state_dict"]["memory_slots"] != 0).sum()) == 4
+    assert model.net.memory_slots[16] == 4
+
+
+def test_cooccurrence_prior_by_memory_slot_leaves_out_slotless_items() -> None:
+    slots = np.array([0, 2, 0, 1, 0])  # item 3 -> slot 1, item 1 -> slot 2, items 2, 4: none
+    prior = cooccurrence_prior([[1, 2, 3], [3, 4, 1]], n_vocab=3, window=2, decay=0.5,
+                               pop_alpha=0.0, slots=slots)
+    # Pairs of slot items only: (1,3) at distance 2 (0.5) and (3,1) at distance 2 (0.5).
+    counts = torch.tensor([[0, 1.0], [1.0, 0]])
+    torch.testing.assert_close(prior[1:, 1:], counts / (counts.sum(1, keepdim=True) + 1.0))
+    assert not prior[0].any() and not prior[:, 0].any()
+
+
+def _large_catalog(n_items: int, active: int, n_users: int, seed: int = 12) -> SplitData:
+    """A catalog of `n_items`; users walk a ring over `active` of them scattered through it."""
+    rng = np.random.default_rng(seed)
+    item_ids = [f"i{i}" for i in range(n_items)]
+    text = rng.normal(size=(n_items, TEXT_DIM)).astype(np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    ring = rng.choice(n_items, size=active, replace=False)
+    users, train, valid, test = [], {}, {}, {}
+    for u in range(n_users):
+        start, length = int(rng.integers(active)), int(rng.integers(8, 14))
+        walk = [item_ids[ring[(start + step) % active]] for step in range(length + 2)]
+        users.append(f"u{u}")
+        train[f"u{u}"], valid[f"u{u}"], test[f"u{u}"] = walk[:-2], walk[-2], walk[-1]
+    return SplitData(item_ids, text, TEXT_MODEL, users, train, valid, test)
+
+
+def test_sampled_softmax_trains_a_large_catalog(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    split = _large_catalog(n_items=30_000, active=80, n_users=200)
+    caplog.set_level(logging.INFO, logger="interest_server.offline.training")
+    report = train_on_split(
+        split, tmp_path / "large.pt",
+        _tiny_config(memory_k=2, memory_items=48),
+        TrainConfig(epochs=8, batch_size=32, lr=5e-3, eval_every=4, patience=100, threads=1,
+                    time_limit_s=60.0, full_softmax_items=20_000, negatives=256,
+                    prior_scales=(0.0, 50.0)),
+        progress=False,
+    )
+    assert "sampled softmax, 256 negatives" in caplog.text
+    losses = report["history"]["loss"]
+    assert losses[-1] < 0.6 * losses[0], losses
+    model = SequenceInterestModel.load(report["checkpoint"])
+    assert model.net.capped and model.dim == model.net.cfg.dim + 1 + 48
+    # 48 of the 80 walked items hold a memory slot: the most frequent ones.
+    assert int((model.net.memory_slots != 0).sum()) == 48
+    # Random ranking of 30,000 items almost never puts the target in the top 10.
+    assert report["test"]["recall@10"] > 0.5, report["test"]
+    served = offline_evaluate(model, split)
+    tensors = TrainTensors(split, model.max_len)
+    assert fast_evaluate(model.net, tensors, split, "test") == pytest.approx(served["test"],
+                                                                             abs=1e-9)

@@ -19,7 +19,10 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "interest-server/sequence-model"
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 2
+"""Highest format this code reads. Version 2 adds the capped item memory: a checkpoint is
+written as version 2 only when its memory is capped (more items than memory slots); one whose
+memory covers every item is written as version 1, which older servers read unchanged."""
 PAD = 0  # vocabulary index 0: padding, and the id slot of items the checkpoint does not know
 
 
@@ -46,6 +49,11 @@ class SeqConfig:
     # weighted memory_decay**lag. It adds full-rank "seen together" structure that a
     # dim-sized dot product cannot hold. 0 turns it off.
     memory_k: int = 10
+    # The memory covers at most this many items (the most frequent in training; the others
+    # get a zero memory column and are not read as history), so it holds (C + 1)^2 numbers
+    # and the user and item scoring vectors are dim + 1 + min(n_items, C) wide however large
+    # the catalog grows. MovieLens-100K's 1,682 items fit whole. 0 turns the memory off.
+    memory_items: int = 2048
     memory_decay: float = 0.7
     # Read the memory as W + W^T: "seen together" is mostly symmetric in bursts of ratings
     # whose order is arbitrary, and tying halves what each pair has to learn.
@@ -151,15 +159,22 @@ class SeqRecNet(nn.Module):
         self.bias_text = nn.Linear(cfg.text_dim, 1)
         self.bias_id = nn.Embedding(vocab, 1, padding_idx=PAD) if cfg.use_ids else None
         self.apply(self._init)
-        # Row: the history item, column: the scored item. Zero start: the memory begins silent
-        # and learns only what the transformer leaves unexplained. Row/column 0 (padding and
-        # unknown items) receive no gradient and stay zero.
-        self.memory = nn.Parameter(torch.zeros(vocab, vocab)) if cfg.memory_k > 0 else None
+        # Row: the history item, column: the scored item, both as memory slots. Zero start: the
+        # memory begins silent and learns only what the transformer leaves unexplained.
+        # Row/column 0 (padding, unknown items, items without a slot) stay zero.
+        slots = self.memory_size
+        self.memory = nn.Parameter(torch.zeros(slots + 1, slots + 1)) if slots else None
         if self.memory is not None:
             # A fixed prior added to the learned memory after training (co-occurrence counts
             # of the training sequences, see training.cooccurrence_prior), with its weight.
-            self.register_buffer("memory_prior", torch.zeros(vocab, vocab))
+            self.register_buffer("memory_prior", torch.zeros(slots + 1, slots + 1))
             self.register_buffer("prior_scale", torch.zeros(()))
+            # Vocabulary index -> memory slot (0: none). The identity while every item fits,
+            # and then not saved (the checkpoint stays version 1); capped, training fills it
+            # with set_memory_items and it is saved.
+            self.register_buffer("memory_slots", torch.arange(vocab), persistent=self.capped)
+            if self.capped:
+                self.memory_slots.zero_()
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -194,50 +209,94 @@ class SeqRecNet(nn.Module):
         return torch.cat([vec, bias], dim=-1)
 
     @property
+    def memory_size(self) -> int:
+        """Items the memory covers: min(n_items, memory_items), 0 without a memory."""
+        if self.cfg.memory_k <= 0:
+            return 0
+        return max(0, min(self.cfg.n_items, self.cfg.memory_items))
+
+    @property
+    def capped(self) -> bool:
+        """Whether some known items have no memory slot."""
+        return 0 < self.memory_size < self.cfg.n_items
+
+    @property
     def score_dim(self) -> int:
-        """Length of user and item scoring vectors: hidden, bias, then the memory's items."""
-        return self.cfg.dim + 1 + (self.cfg.n_items if self.memory is not None else 0)
+        """Length of user and item scoring vectors: hidden, bias, then the memory's slots."""
+        return self.cfg.dim + 1 + self.memory_size
+
+    def set_memory_items(self, items: torch.Tensor) -> None:
+        """Give the memory's slots 1..len(items) to these vocabulary indices (most frequent
+        first); every other item loses its slot. Only for a capped memory, before training."""
+        assert self.memory is not None and len(items) <= self.memory_size
+        with torch.no_grad():
+            self.memory_slots.zero_()
+            self.memory_slots[items] = torch.arange(1, len(items) + 1)
+            self.memory_slots[PAD] = 0
 
     def item_vectors(self, idx: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Full scoring vectors (n, score_dim) of items: output vector, bias, memory column."""
         out = self.output_items(idx, text)
         if self.memory is None:
             return out
-        column = self.memory_matrix()[1:, idx].T * (idx != PAD)[:, None]
-        return torch.cat([out, column], dim=-1)
+        full = out.new_empty(len(idx), self.score_dim)
+        full[:, : out.shape[1]] = out
+        rows = self.memory_matrix()[1:]
+        # In slices, so a large catalog's matrix is the only full-size allocation.
+        for start in range(0, len(idx), 8192):
+            part = idx[start : start + 8192]
+            full[start : start + len(part), out.shape[1] :] = self.memory_columns(rows, part).T
+        return full
+
+    def memory_columns(self, rows: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Columns of the slot-indexed matrix `rows` (..., slots + 1) for vocabulary indices
+        `idx`: zero for an item without a slot (padding and unknown ids included)."""
+        slot = self.memory_slots[idx]
+        return rows[..., slot] * (slot != 0).to(rows.dtype)
 
     def recency(self, idx: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Sparse (len(rows), vocab) weights of the last memory_k items before and at each
-        selected position (rows[i], cols[i]) of the left-padded index matrix `idx`."""
+        """Sparse (len(rows), memory slots + 1) weights of the last memory_k items before and at
+        each selected position (rows[i], cols[i]) of the left-padded index matrix `idx`; items
+        without a memory slot weigh nothing."""
         k, n = self.cfg.memory_k, len(rows)
         at = torch.arange(n, device=idx.device)
         r_parts, c_parts, v_parts = [], [], []
         for lag in range(k):
             col = cols - lag
             ok = col >= 0
-            items = idx[rows[ok], col[ok]]
-            real = items != PAD
+            items = self.memory_slots[idx[rows[ok], col[ok]]]
+            real = items != 0
             r_parts.append(at[ok][real])
             c_parts.append(items[real])
             v_parts.append(torch.full((int(real.sum()),), self.cfg.memory_decay**lag))
         indices = torch.stack([torch.cat(r_parts), torch.cat(c_parts)])
-        vocab = self.cfg.n_items + 1
         # Built here from valid indices, so the (costly) invariant check is skipped.
         return torch.sparse_coo_tensor(
-            indices, torch.cat(v_parts), (n, vocab), check_invariants=False
+            indices, torch.cat(v_parts), (n, self.memory_size + 1), check_invariants=False
         ).coalesce()
 
     def memory_matrix(self) -> torch.Tensor:
-        """The effective (vocab, vocab) item-item matrix: row history item, column scored."""
+        """The effective (slots + 1, slots + 1) item-item matrix: row history item, column
+        scored; with an uncapped memory slot = vocabulary index."""
         assert self.memory is not None
         learned = self.memory + self.memory.T if self.cfg.memory_symmetric else self.memory
         if float(self.prior_scale) == 0.0:
             return learned
         return learned + self.prior_scale * self.memory_prior
 
-    def memory_scores(self, recency: torch.Tensor) -> torch.Tensor:
-        """(n, vocab) item-item scores of sparse recency rows."""
-        return torch.sparse.mm(recency, self.memory_matrix())
+    def memory_scores(
+        self, recency: torch.Tensor, idx: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(n, len(idx)) item-item scores of sparse recency rows for the items `idx` (default:
+        the whole vocabulary). Only the selected columns are computed, so scoring a sample
+        of a large catalog costs the sample, not the catalog."""
+        matrix = self.memory_matrix()
+        if idx is not None:
+            return torch.sparse.mm(recency, self.memory_columns(matrix, idx))
+        scores = torch.sparse.mm(recency, matrix)
+        if not self.capped:  # slot = vocabulary index
+            return scores
+        return self.memory_columns(scores, torch.arange(self.cfg.n_items + 1))
 
     def user_vectors(self, hidden: torch.Tensor, recency: torch.Tensor | None) -> torch.Tensor:
         """Scoring vectors (n, score_dim) from last hidden states and dense recency rows."""
@@ -293,7 +352,8 @@ def save_checkpoint(
         raise ValueError(f"{len(item_ids)} item ids for a network of {net.cfg.n_items} items")
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_FORMAT_VERSION,
+        # Version 1 whenever it is one (see CHECKPOINT_FORMAT_VERSION): older servers read it.
+        "format_version": 2 if net.capped else 1,
         "config": asdict(net.cfg),
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         "item_ids": [str(i) for i in item_ids],
@@ -361,7 +421,10 @@ class SequenceInterestModel:
                 f"{path} has checkpoint format {raw['format_version']}; "
                 f"this server reads up to {CHECKPOINT_FORMAT_VERSION}"
             )
-        net = SeqRecNet(SeqConfig.from_dict(raw["config"]))
+        config = dict(raw["config"])
+        # Version 1 predates the cap: its memory covers every item.
+        config.setdefault("memory_items", config.get("n_items", 0))
+        net = SeqRecNet(SeqConfig.from_dict(config))
         net.load_state_dict(raw["state_dict"])
         version = model_version(raw)
         logger.info("sequence model %s loaded from %s (%d items, dim %d, max_len %d)",

@@ -19,9 +19,11 @@ class TrainTensors:
         text[1:] = split.text
         self.text = torch.from_numpy(text)
         self.n_users = len(split.users)
-        # first[u, i]: index of item i in user u's training history (large if never consumed),
-        # so "consumed up to position g" is a single comparison per item.
-        self.first = torch.full((self.n_users, n_vocab), 1 << 30, dtype=torch.int32)
+        self.n_vocab = n_vocab
+        # Per user, the items of the training history and the index of each one's first
+        # occurrence: batch() spreads them into "consumed up to position g" keys. Kept sparse,
+        # as a (users, items) matrix would not fit a large catalog.
+        self.first: list[tuple[torch.Tensor, torch.Tensor]] = []
         windows: list[tuple[int, int, list[int]]] = []
         self.histories: list[list[int]] = []
         self.user_times: list[list[float]] = []
@@ -34,8 +36,11 @@ class TrainTensors:
                 [float(t - base) for t in stamps] if stamps else [float(g) for g in range(len(seq))]
             )
             self.histories.append(seq)
-            for g in range(len(seq) - 1, -1, -1):
-                self.first[u, seq[g]] = g
+            first: dict[int, int] = {}
+            for g, item in enumerate(seq):
+                first.setdefault(item, g)
+            self.first.append((torch.tensor(list(first), dtype=torch.long),
+                               torch.tensor(list(first.values()), dtype=torch.int32)))
             # Windows of at most max_len inputs that together predict every item but the first.
             end = len(seq)
             while end >= 2:
@@ -84,7 +89,10 @@ class TrainTensors:
         offset = self.start[rows] - (width - lengths)
         slot = torch.arange(width + 1)
         global_idx = offset[:, None] + slot[None, :]
-        keys = self.first[self.user[rows]].clone()
+        keys = torch.full((len(rows), self.n_vocab), 1 << 30, dtype=torch.int32)
+        for r, u in enumerate(self.user[rows].tolist()):
+            items, first = self.first[u]
+            keys[r, items] = first
         # Items of the window are consumed where they now sit (after any shuffle).
         keys.scatter_(1, seq, global_idx.to(keys.dtype))
         return seq, global_idx[:, :-1], keys

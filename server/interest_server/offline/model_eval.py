@@ -9,7 +9,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from interest_server.model.sequence_model import PAD, SeqRecNet, SequenceInterestModel
+from interest_server.model.sequence_model import (
+    PAD,
+    SeqRecNet,
+    SequenceInterestModel,
+    user_vectors_from_hidden,
+)
 from interest_server.offline.batching import TrainTensors
 from interest_server.offline.movielens import MovieLens
 from interest_server.offline.protocol import rank_metrics, target_rank
@@ -74,7 +79,9 @@ def fast_ranks(net: SeqRecNet, tensors: TrainTensors, split: SplitData, name: st
     judged = [user for user in split.users if user in targets]
     ranks: list[int] = []
     with torch.inference_mode():
-        items = net.item_vectors(torch.arange(len(tensors.text)), tensors.text)
+        # Scored in two parts rather than as item_vectors: the (items, memory slots) matrix of
+        # a large catalog would not fit, while the memory's share is computed per user batch.
+        items = net.output_items(torch.arange(len(tensors.text)), tensors.text)
         for start in range(0, len(judged), 256):
             users = judged[start : start + 256]
             hists = []
@@ -91,11 +98,10 @@ def fast_ranks(net: SeqRecNet, tensors: TrainTensors, split: SplitData, name: st
                     idx[r, width - len(tail) :] = torch.tensor(tail)
             valid = idx != PAD
             hidden = net.encode(idx, tensors.text[idx], valid)[:, -1]
-            recency = None
+            scores = user_vectors_from_hidden(hidden) @ items.T
             if net.memory is not None:
                 last = torch.full((len(users),), width - 1, dtype=torch.long)
-                recency = net.recency(idx, torch.arange(len(users)), last).to_dense()
-            scores = net.user_vectors(hidden, recency) @ items.T
+                scores += net.memory_scores(net.recency(idx, torch.arange(len(users)), last))
             for r in range(len(users)):
                 if not hists[r]:
                     scores[r] = items[:, net.cfg.dim]  # bias only

@@ -139,6 +139,11 @@ class TrainConfig:
     prior_window: int = 10
     prior_decay: float = 0.9
     prior_pop_alpha: float = 0.25
+    # Up to this many items each step's softmax runs over the whole catalog (MovieLens-100K's
+    # 1,682 do); above it, over the batch's targets plus `negatives` uniformly drawn items,
+    # corrected for how often each is drawn (logQ), so a step's cost follows the sample.
+    full_softmax_items: int = 20_000
+    negatives: int = 2048
 
 
 def train_on_split(
@@ -168,6 +173,20 @@ def train_on_split(
     )
     tensors = TrainTensors(split, model_cfg.max_len)
     net = SeqRecNet(model_cfg)
+    n_vocab = len(tensors.text)
+    counts = np.bincount(np.concatenate([np.asarray(h, dtype=np.int64)
+                                         for h in [[], *tensors.histories]]),
+                         minlength=n_vocab).astype(np.float64)
+    if net.capped:
+        # The memory's slots go to the most frequent training items: they carry most of the
+        # pairs, and a rare item's row would hold little the transformer does not.
+        order = np.argsort(-counts[1:], kind="stable")[: net.memory_size] + 1
+        net.set_memory_items(torch.from_numpy(order[counts[order] > 0]))
+    sampled = n_vocab - 1 > train_cfg.full_softmax_items
+    # Chance of an item entering a step's candidates per target of the batch (its share of
+    # the training interactions) and per drawn negative (uniform): the logQ correction.
+    target_share = torch.from_numpy(counts / max(1.0, counts.sum())).float()
+    neg_gen = torch.Generator().manual_seed(train_cfg.seed + 1)
     # Norms, biases and the bias embedding are not decayed (the usual AdamW grouping).
     decay, no_decay = [], []
     for name, p in net.named_parameters():
@@ -183,10 +202,12 @@ def train_on_split(
                        "lr": train_cfg.lr * train_cfg.memory_lr_mult})
     opt = torch.optim.AdamW(groups, lr=train_cfg.lr)
     logger.info(
-        "training %d parameters on %d windows, %d targets",
+        "training %d parameters on %d windows, %d targets (%s, memory of %d items)",
         param_count(net),
         len(tensors.user),
         tensors.n_targets,
+        f"sampled softmax, {train_cfg.negatives} negatives" if sampled else "full softmax",
+        net.memory_size,
     )
     steps_per_epoch = math.ceil(len(tensors.user) / train_cfg.batch_size)
     total_steps = steps_per_epoch * train_cfg.epochs
@@ -221,22 +242,12 @@ def train_on_split(
         total, count = 0.0, 0
         for rows in length_buckets(tensors.lengths, train_cfg.batch_size, gen):
             seq, pos, keys = tensors.batch(rows, gen, train_cfg.time_shuffle_s)
-            inputs = seq[:, :-1]
-            valid = inputs != PAD
-            # Project the vocabulary once per step, then gather: far cheaper than per position.
-            hidden = net.encode_vectors(net.input_items(all_idx, tensors.text)[inputs], valid)
-            sel = valid.nonzero(as_tuple=True)
-            h = user_vectors_from_hidden(hidden[sel])
-            logits = h @ net.output_items(all_idx, tensors.text).T
-            if net.memory is not None:
-                logits = logits + net.memory_scores(net.recency(inputs, *sel))
-            logits[:, PAD] = -torch.inf
-            if train_cfg.mask_consumed:
-                # The protocol never ranks an item the user already consumed, so the softmax
-                # should not spend probability mass pushing those items down either.
-                consumed = keys[sel[0]] <= pos[sel][:, None]
-                logits = logits.masked_fill(consumed, -torch.inf)
-            loss = F.cross_entropy(logits, seq[:, 1:][sel])
+            if sampled:
+                loss = _sampled_loss(net, tensors, seq, pos, keys, target_share, neg_gen,
+                                     train_cfg)
+            else:
+                loss = _full_loss(net, tensors, seq, pos, keys, all_idx, train_cfg)
+            sel = (seq[:, :-1] != PAD).nonzero(as_tuple=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -281,8 +292,9 @@ def train_on_split(
     if net.memory is not None and any(train_cfg.prior_scales):
         with torch.no_grad():
             net.memory_prior.copy_(cooccurrence_prior(
-                tensors.histories, len(tensors.text), train_cfg.prior_window,
+                tensors.histories, net.memory_size + 1, train_cfg.prior_window,
                 train_cfg.prior_decay, train_cfg.prior_pop_alpha,
+                slots=net.memory_slots.numpy() if net.capped else None,
             ))
         # The counts hold training pairs only, so the validation targets judge the weight
         # without leaking; the test targets are not looked at. Weight 0 is the model as trained.
@@ -330,6 +342,59 @@ def train_on_split(
     plot = training_curve(history, Path(out_path).with_suffix(".png"), metadata)
     return {**metadata, "version": version, "plot": str(plot) if plot else None,
             "checkpoint": str(out_path)}
+
+
+def _full_loss(net: SeqRecNet, tensors: TrainTensors, seq: torch.Tensor, pos: torch.Tensor,
+               keys: torch.Tensor, all_idx: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Cross-entropy of every next item against the whole catalog."""
+    inputs = seq[:, :-1]
+    valid = inputs != PAD
+    # Project the vocabulary once per step, then gather: far cheaper than per position.
+    hidden = net.encode_vectors(net.input_items(all_idx, tensors.text)[inputs], valid)
+    sel = valid.nonzero(as_tuple=True)
+    h = user_vectors_from_hidden(hidden[sel])
+    logits = h @ net.output_items(all_idx, tensors.text).T
+    if net.memory is not None:
+        logits = logits + net.memory_scores(net.recency(inputs, *sel))
+    logits[:, PAD] = -torch.inf
+    if cfg.mask_consumed:
+        # The protocol never ranks an item the user already consumed, so the softmax
+        # should not spend probability mass pushing those items down either.
+        consumed = keys[sel[0]] <= pos[sel][:, None]
+        logits = logits.masked_fill(consumed, -torch.inf)
+    return F.cross_entropy(logits, seq[:, 1:][sel])
+
+
+def _sampled_loss(net: SeqRecNet, tensors: TrainTensors, seq: torch.Tensor, pos: torch.Tensor,
+                  keys: torch.Tensor, target_share: torch.Tensor, gen: torch.Generator,
+                  cfg: TrainConfig) -> torch.Tensor:
+    """Cross-entropy of every next item against the batch's targets plus uniform negatives.
+
+    Only the items in the batch and the sample are projected, so a step costs the same for
+    any catalog size. Each candidate's logit is lowered by the log of how many times it is
+    expected among the candidates (batch targets follow popularity, negatives are uniform),
+    which makes the sampled softmax an unbiased estimate of the full one's gradient in the
+    limit, instead of one that over-punishes popular items.
+    """
+    inputs = seq[:, :-1]
+    valid = inputs != PAD
+    uniq, inverse = inputs.unique(return_inverse=True)
+    hidden = net.encode_vectors(net.input_items(uniq, tensors.text[uniq])[inverse], valid)
+    sel = valid.nonzero(as_tuple=True)
+    targets = seq[:, 1:][sel]
+    n_items = len(tensors.text) - 1
+    negatives = torch.randint(1, n_items + 1, (cfg.negatives,), generator=gen)
+    cand, col = torch.cat([targets, negatives]).unique(return_inverse=True)
+    h = user_vectors_from_hidden(hidden[sel])
+    logits = h @ net.output_items(cand, tensors.text[cand]).T
+    if net.memory is not None:
+        logits = logits + net.memory_scores(net.recency(inputs, *sel), cand)
+    expected = len(targets) * target_share[cand] + cfg.negatives / n_items
+    logits = logits - expected.log()
+    if cfg.mask_consumed:
+        consumed = keys[:, cand][sel[0]] <= pos[sel][:, None]
+        logits = logits.masked_fill(consumed, -torch.inf)
+    return F.cross_entropy(logits, col[: len(targets)])
 
 
 def _plain(value: Any) -> Any:
@@ -429,6 +494,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads,
                         help="torch CPU threads (0: leave torch's default)")
+    parser.add_argument("--memory-items", type=int, default=SeqConfig.memory_items,
+                        help="items the item-item memory covers (the most frequent in "
+                        "training; 0: no memory): the user vector is 65 + this many floats "
+                        "at most, whatever the catalog's size")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the checkpoint at --out instead of training")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -490,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.evaluate_only:
         try:
             report = train_on_split(
-                split, args.out, SeqConfig(),
+                split, args.out, SeqConfig(memory_items=args.memory_items),
                 TrainConfig(epochs=args.epochs, seed=args.seed, time_limit_s=args.time_limit_s,
                             threads=args.threads),
                 progress=not args.quiet, source=data.source,
