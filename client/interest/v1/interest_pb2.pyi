@@ -246,7 +246,7 @@ class ScoredItem(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., text: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Attribute, _Mapping]]] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("user_id", "items", "removed_by_dislikes", "removed_consumed", "removed_by_filters", "user_version", "strategy")
+    __slots__ = ("user_id", "items", "removed_by_dislikes", "removed_consumed", "removed_by_filters", "user_version", "strategy", "model")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_BY_DISLIKES_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +254,7 @@ class RecommendResponse(_message.Message):
     REMOVED_BY_FILTERS_FIELD_NUMBER: _ClassVar[int]
     USER_VERSION_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     items: _containers.RepeatedCompositeFieldContainer[ScoredItem]
     removed_by_dislikes: int
@@ -261,7 +262,8 @@ class RecommendResponse(_message.Message):
     removed_by_filters: int
     user_version: int
     strategy: str
-    def __init__(self, user_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., removed_by_dislikes: _Optional[int] = ..., removed_consumed: _Optional[int] = ..., removed_by_filters: _Optional[int] = ..., user_version: _Optional[int] = ..., strategy: _Optional[str] = ...) -> None: ...
+    model: str
+    def __init__(self, user_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., removed_by_dislikes: _Optional[int] = ..., removed_consumed: _Optional[int] = ..., removed_by_filters: _Optional[int] = ..., user_version: _Optional[int] = ..., strategy: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("item_id", "text", "attributes")

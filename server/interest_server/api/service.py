@@ -174,11 +174,11 @@ class InterestService(interest_pb2_grpc.InterestServiceServicer):
 
     def _recommend(self, engine: InterestEngine, user_id: str, opts: RankOptions
                    ) -> pb.RecommendResponse:
-        result, version = engine.recommend(user_id, opts)
+        result, version, model = engine.recommend(user_id, opts)
         resp = pb.RecommendResponse(user_id=user_id, removed_by_dislikes=result.removed_by_dislikes,
                                     removed_consumed=result.removed_consumed,
                                     removed_by_filters=result.removed_by_filters,
-                                    user_version=version, strategy=result.strategy)
+                                    user_version=version, strategy=result.strategy, model=model)
         for item in result.items:
             out = resp.items.add(item_id=item.item_id, score=item.score, text=item.text)
             for name, values in item.attributes.items():

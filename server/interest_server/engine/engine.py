@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -10,6 +11,7 @@ import numpy as np
 import redis
 
 from interest_server.config import Settings
+from interest_server.engine.model_follower import ModelFollower, load_checkpoint_bytes
 from interest_server.engine.watch import ChangeNotifier
 from interest_server.engine.write_combiner import WriteCombiner
 from interest_server.errors import (
@@ -28,7 +30,8 @@ from interest_server.ops import metrics
 from interest_server.recommend.item_index import CatalogItem, ItemIndex, StaleView, embedding_text
 from interest_server.recommend.ranking import Ranker, RankOptions, RankResult, RecentItem
 from interest_server.state.catalog import CatalogFollower, CatalogStore
-from interest_server.state.keys import DEFAULT_KEYS, KeySpace
+from interest_server.state.keys import DEFAULT_KEYS, DEFAULT_TENANT, KeySpace
+from interest_server.state.model_registry import ModelRegistry
 from interest_server.state.synonyms import OverCap, SynonymStore, SynonymsWritten
 from interest_server.state.user_store import UserSnapshot, UserStateCache, UserStore
 
@@ -45,7 +48,8 @@ _VERBS = {EventType.VIEW: "viewed", EventType.CLICK: "clicked", EventType.LIKE: 
 
 def load_interest_function(settings: Settings, encoder: Encoder,
                            text_vector: Callable[[str], np.ndarray]) -> InterestFunction:
-    """The learned model named by settings, else the decayed average of text vectors."""
+    """The learned model named by settings, else the decayed average of text vectors: the
+    configured model, which a tenant's published model (model_follower.py) overrides."""
     if not settings.interest_model_path:
         return DecayedAverageModel(settings.half_life_s, version=encoder.model_id,
                                    dim=encoder.dim)
@@ -92,22 +96,32 @@ class InterestEngine:
         self.keys = keys
         self.redis = client
         self.encoder = encoder
-        self.model = load_interest_function(settings, encoder, self._item_vector)
-        self.users = UserStore(client, self.model, settings.window_size, settings.dedupe_ttl_s,
+        configured = load_interest_function(settings, encoder, self._item_vector)
+        self.users = UserStore(client, configured, settings.window_size, settings.dedupe_ttl_s,
                                settings.popularity_half_life_s, user_ttl_s=settings.user_ttl_s,
                                keys=keys, cache=state_cache if state_cache is not None
                                else UserStateCache(settings.user_cache_size),
                                event_log_maxlen=settings.event_log_maxlen)
         self.catalog = CatalogStore(client, settings.catalog_stream_maxlen, keys)
-        behaviour_embed = getattr(self.model, "item_matrix", None)
+        behaviour_embed = getattr(configured, "item_matrix", None)
+        # The index hands the model to readers with its item matrix (IndexView.behaviour_model),
+        # so a switch is one swap there: see `model` and `install_model`.
         self.index = ItemIndex(encoder.dim, embed_values=encoder.embed_concepts,
                                behaviour_embed=behaviour_embed,
-                               behaviour_dim=self.model.dim if behaviour_embed else 0,
-                               ann_min_items=settings.ann_min_items)
+                               behaviour_dim=configured.dim if behaviour_embed else 0,
+                               ann_min_items=settings.ann_min_items, behaviour_model=configured)
         self.synonym_store = SynonymStore(client, settings.catalog_stream_maxlen, keys)
         self.synonyms = EMPTY_SYNONYMS
+        self.registry = ModelRegistry(client, keys, settings.catalog_stream_maxlen)
+        self._install_lock = threading.Lock()
+        self.model_follower = ModelFollower(
+            self.registry, configured,
+            lambda blob, version: load_checkpoint_bytes(blob, version, encoder.model_id,
+                                                        self._item_vector, encoder.dim),
+            self.install_model, lambda: self.model.version, settings.model_poll_s)
         self.follower = CatalogFollower(self.catalog, self.index, encoder.model_id,
-                                        encoder.embed, on_synonyms=self.reload_synonyms)
+                                        encoder.embed, on_synonyms=self.reload_synonyms,
+                                        on_model=self.model_follower.wake)
         self.ranker = Ranker(self.index)
         self.conceptualizer = cz.Conceptualizer(encoder.embed_concepts, encoder.embed,
                                                 encoder.model_id, rewrite,
@@ -116,16 +130,38 @@ class InterestEngine:
         self._combiner = WriteCombiner(self._ingest_now, settings.coalesce_events,
                                        on_group=metrics.WRITE_CALLS.observe)
 
+    @property
+    def model(self) -> InterestFunction:
+        """The interest function this engine serves now (the published one, else the
+        configured one). A request that needs it with the item matrix reads both from one
+        index view instead."""
+        return self.index.behaviour_model  # type: ignore[return-value]
+
+    def install_model(self, model: InterestFunction) -> None:
+        """Serve `model` from now on: its item matrix over the whole catalog is computed, then
+        swapped in with it (readers see the old pair or the new one, never a mix); event
+        writes use it from then on (a write already under way stores the old model's vector,
+        under the old model's name)."""
+        with self._install_lock:
+            self.index.set_behaviour(getattr(model, "item_matrix", None), model.dim, model)
+            self.users.set_interest(model)
+        if self.keys.tenant == DEFAULT_TENANT:  # interest_model_info names the default's
+            metrics.MODEL.info({"encoder": self.encoder.model_id, "interest_model": model.version})
+
     def start(self) -> None:
-        """Load the catalog and the synonyms, and follow their changes."""
+        """Switch to the tenant's published model if there is one, load the catalog and the
+        synonyms, and follow their changes."""
+        self.model_follower.sync()  # before the catalog loads: its matrix is computed once
         self.follower.load()
         self.reload_synonyms()  # after load() took the stream cursor: no change is missed
         self.index.build_scanner()  # before SERVING, so the first requests are fast too
         self.follower.start()
+        self.model_follower.start()
 
     def stop(self) -> None:
         """Stop background work."""
         self.follower.stop()
+        self.model_follower.stop()
 
     # ---- events -------------------------------------------------------------------------
 
@@ -233,29 +269,37 @@ class InterestEngine:
 
     # ---- recommendations ----------------------------------------------------------------
 
-    def recommend(self, user_id: str, opts: RankOptions) -> tuple[RankResult, int]:
-        """Rank the catalog for a user; returns the result and the state version used."""
+    def recommend(self, user_id: str, opts: RankOptions) -> tuple[RankResult, int, str]:
+        """Rank the catalog for a user; returns the result, the state version used and the
+        version of the interest model that ranked."""
         snap = self.users.snapshot(user_id)
         concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
-        interest = self.model.interest(self._current_accumulator(snap))
         recent = [RecentItem(e["i"], _VERBS[EventType(e["t"])]) for e in snap.recent
                   if EventType(e["t"]) in _VERBS and not (
                       e["t"] == EventType.RATING and (e.get("v") or 0) < 3)]
-        cold = interest is None and not any(
-            c.concept.polarity == Polarity.POSITIVE for c in concepts)
-        # The popularity prior is blended into the default model's behaviour score only: a
-        # learned model was trained against popularity already (its scores are logits).
-        blend = interest is not None and opts.popularity_weight > 0 and isinstance(
-            self.model, DecayedAverageModel)
-        if not blend and opts.popularity_weight:
-            opts = replace(opts, popularity_weight=0.0)
-        popularity = dict(self.users.popular(POPULARITY_CANDIDATES)) if cold or blend else {}
+        model: InterestFunction | None = None
         for _attempt in range(RANK_ATTEMPTS):
+            # The user vector is computed by the model the view's item matrix belongs to.
+            view = self.index.view()
+            if view.behaviour_model is not model:
+                model = view.behaviour_model  # type: ignore[assignment]
+                assert model is not None
+                interest = model.interest(self._current_accumulator(snap, model))
+                cold = interest is None and not any(
+                    c.concept.polarity == Polarity.POSITIVE for c in concepts)
+                # The popularity prior is blended into the default model's behaviour score
+                # only: a learned model was trained against popularity already (logits).
+                blend = interest is not None and opts.popularity_weight > 0 and isinstance(
+                    model, DecayedAverageModel)
+                ranked = opts if blend or not opts.popularity_weight else replace(
+                    opts, popularity_weight=0.0)
+                popularity = dict(self.users.popular(POPULARITY_CANDIDATES)) \
+                    if cold or blend else {}
             try:
-                result = self.ranker.rank(self.index.view(), interest, concepts,
-                                          sorted(snap.consumed), recent, popularity, opts,
-                                          standardise=self.model.standardise_scores)
-                return result, snap.version
+                result = self.ranker.rank(view, interest, concepts,
+                                          sorted(snap.consumed), recent, popularity, ranked,
+                                          standardise=model.standardise_scores)
+                return result, snap.version, model.version
             except StaleView:
                 continue
         # Compactions kept replacing the index under the ranker: transient, so UNAVAILABLE,
@@ -292,20 +336,22 @@ class InterestEngine:
         """Everything stored about a user."""
         snap = self.users.snapshot(user_id)
         concepts = self.ground(self.conceptualizer.current(cz.loads(snap.concepts_json)))
-        accumulator = self._current_accumulator(snap)
-        if accumulator is not None and snap.model != self.model.version:
+        model = self.model  # once: a switch meanwhile must not mix two models' answers
+        accumulator = self._current_accumulator(snap, model)
+        if accumulator is not None and snap.model != model.version:
             # Report the vector this process uses, under its model's name.
-            snap = replace(snap, accumulator=accumulator, model=self.model.version)
-        return UserView(snap, concepts, self.model.interest(accumulator))
+            snap = replace(snap, accumulator=accumulator, model=model.version)
+        return UserView(snap, concepts, model.interest(accumulator))
 
-    def _current_accumulator(self, snap: UserSnapshot) -> np.ndarray | None:
-        """The user's stored vector if this process's interest function made it; else one
-        recomputed from the stored window with this process's item vectors (the stored one
-        lives in another model's space, maybe of another dimension, and is never read). The
-        next event write stores the recomputed vector (UserStore._apply)."""
-        if snap.model == self.model.version:
+    def _current_accumulator(self, snap: UserSnapshot,
+                             model: InterestFunction) -> np.ndarray | None:
+        """The user's stored vector if `model` made it; else one recomputed by `model` from
+        the stored window with this process's item vectors (the stored one lives in another
+        model's space, maybe of another dimension, and is never read). The next event write
+        stores the recomputed vector (UserStore._apply)."""
+        if snap.model == model.version:
             return snap.accumulator
-        return self.users.rebuild(snap.recent, self._item_vector)[0]
+        return self.users.rebuild(snap.recent, self._item_vector, model)[0]
 
     def delete_user(self, user_id: str) -> int:
         """Erase every key of the user."""

@@ -76,6 +76,14 @@ WRITE_CALLS = Histogram(
 WATCH_PUSHES = Counter("interest_watch_pushes", "Lists pushed on WatchRecommendations streams")
 WATCH_NOTIFICATIONS = Counter("interest_watch_notifications",
                               "User-change messages the watch subscriber received")
+MODEL_SWITCHES = Counter(
+    "interest_model_switches", "Interest model switches of a tenant in this process: a "
+    "published model installed, or the configured one again after an unpublish", ["tenant"])
+MODEL_LOAD_FAILURES = Counter(
+    "interest_model_load_failures", "Published interest models this process refused, still "
+    "serving the one it had, by reason: load (not a safe sequence-model checkpoint), encoder "
+    "(trained on another text model), version (the blob is not the version published), install "
+    "(computing the item matrix failed)", ["tenant", "reason"])
 CONCEPT_MODEL_CALLS = Counter(
     "interest_concept_model_calls", "Descriptions given to the LLM step (concept_model_dir), by "
     "outcome: json (its answer used), invalid_fallback or timeout_fallback (the fallback "
@@ -103,6 +111,12 @@ class _TenantCollector:
         for name, engine in engines.items():
             items.add_metric([name], engine.catalog_size())
         yield items
+        models = GaugeMetricFamily("interest_tenant_model", "The interest model each tenant's "
+                                   "engine in this process serves now (value 1)",
+                                   labels=["tenant", "version"])
+        for name, engine in engines.items():
+            models.add_metric([name, str(getattr(engine.model, "version", ""))], 1)
+        yield models
         cache = tenants.state_cache
         yield GaugeMetricFamily("interest_user_state_cache_entries",
                                 "Users whose last written state this process remembers",

@@ -61,6 +61,9 @@ class IndexView:
     delta: np.ndarray | None = None
     """Rows the scanner does not know as they are now (written after its snapshot): always
     re-scored exactly. Sorted; set whenever `scanner` is."""
+    behaviour_model: object | None = None
+    """The interest function `behaviour_vectors` belong to (opaque here): a reader scores with
+    this one, so it never pairs one model's user vector with another model's item matrix."""
 
 
 class StaleView(Exception):
@@ -82,9 +85,12 @@ class ItemIndex:
                  initial_capacity: int = 1024,
                  behaviour_embed: Callable[[list[str], np.ndarray], np.ndarray] | None = None,
                  behaviour_dim: int = 0, ann_min_items: int = 200_000,
-                 scan_min_items: int = SCAN_MIN_ITEMS, background: bool = True) -> None:
+                 scan_min_items: int = SCAN_MIN_ITEMS, background: bool = True,
+                 behaviour_model: object | None = None) -> None:
         """`behaviour_embed(ids, text_vectors)` maps items into an interest model's own scoring
         space (kept as a second matrix); None when behaviour is scored on text vectors.
+        `behaviour_model` is handed to readers with the matrix (IndexView.behaviour_model);
+        set_behaviour() replaces all three at once.
         `background=False` leaves scanner builds to explicit `build_scanner()` calls."""
         self.dim = dim
         self.ann_min_items = ann_min_items
@@ -100,6 +106,8 @@ class ItemIndex:
         self._embed_values = embed_values
         self._behaviour_embed = behaviour_embed
         self._behaviour_dim = behaviour_dim if behaviour_embed is not None else 0
+        self._behaviour_model = behaviour_model
+        self._behaviour_dirty: set[int] | None = None  # rows written while set_behaviour runs
         self._lock = threading.RLock()
         self._vectors = np.zeros((initial_capacity, dim), dtype=np.float32)
         self._behaviour = np.zeros((initial_capacity, self._behaviour_dim), dtype=np.float32)
@@ -127,11 +135,15 @@ class ItemIndex:
         items = list(items)
         self._extend_vocabulary(items)
         behaviour = None
-        if self._behaviour_embed is not None and items:
+        embed = self._behaviour_embed
+        if embed is not None and items:
             # Computed outside the lock, like the vocabulary: readers must not wait for a model.
-            behaviour = self._behaviour_embed([i.item_id for i in items],
-                                              np.stack([i.vector for i in items]))
+            behaviour = embed([i.item_id for i in items], np.stack([i.vector for i in items]))
         with self._lock:
+            if self._behaviour_embed is not embed:  # set_behaviour() swapped the model since
+                embed = self._behaviour_embed
+                behaviour = None if embed is None or not items else embed(
+                    [i.item_id for i in items], np.stack([i.vector for i in items]))
             for n, item in enumerate(items):
                 row = self._row.get(item.item_id)
                 if row is None:
@@ -147,6 +159,8 @@ class ItemIndex:
                 self._vectors[row] = item.vector
                 if behaviour is not None:
                     self._behaviour[row] = behaviour[n]
+                if self._behaviour_dirty is not None:
+                    self._behaviour_dirty.add(row)
                 self._texts[row] = item.text
                 self._attrs[row] = dict(item.attributes)
                 self._post(row)
@@ -170,6 +184,47 @@ class ItemIndex:
                 self._compact()
         self._maybe_rebuild()
         return removed
+
+    def set_behaviour(self, embed: Callable[[list[str], np.ndarray], np.ndarray] | None,
+                      dim: int, model: object) -> None:
+        """Replace the interest model's item matrix (None: behaviour is scored on text vectors)
+        and the model readers get with it, for the whole catalog, atomically for readers: a
+        view has either the old model and matrix or the new ones. The matrix is computed
+        outside the lock (readers and writers go on meanwhile); rows written in that time are
+        recomputed under the lock before the swap."""
+        dim = dim if embed is not None else 0
+        while True:
+            with self._lock:
+                n, generation = len(self._ids), self._generation
+                ids = list(self._ids[:n])
+                alive = self._alive[:n].copy()
+                vectors = self._vectors[:n].copy()
+                self._behaviour_dirty = set()
+            matrix = np.zeros((n, dim), dtype=np.float32)
+            rows = np.flatnonzero(alive)
+            if embed is not None and len(rows):
+                matrix[rows] = embed([ids[r] for r in rows], vectors[rows])
+            with self._lock:
+                if generation != self._generation:  # compacted meanwhile: rows renumbered
+                    continue
+                redo = sorted({r for r in self._behaviour_dirty or () if r < n}
+                              | set(range(n, len(self._ids))))
+                self._behaviour_dirty = None
+                behaviour = np.zeros((len(self._vectors), dim), dtype=np.float32)
+                behaviour[:n] = matrix
+                redo = [r for r in redo if self._alive[r]]
+                if embed is not None and redo:
+                    behaviour[redo] = embed([self._ids[r] for r in redo], self._vectors[redo])
+                # A new array, not writes into the old one: views taken before keep theirs.
+                self._behaviour, self._behaviour_dim = behaviour, dim
+                self._behaviour_embed, self._behaviour_model = embed, model
+                return
+
+    @property
+    def behaviour_model(self) -> object | None:
+        """The interest function the current item matrix belongs to."""
+        with self._lock:
+            return self._behaviour_model
 
     def _ensure_capacity(self, rows: int) -> None:
         if rows <= len(self._vectors):
@@ -271,7 +326,7 @@ class ItemIndex:
             return IndexView(self._vectors[:n], self._alive[:n].copy(), self._ids, n,
                              self._generation,
                              self._behaviour[:n] if self._behaviour_embed is not None else None,
-                             scanner, delta)
+                             scanner, delta, self._behaviour_model)
 
     # ---- the scanner ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import redis
 
 from interest_server.recommend.item_index import CatalogItem, ItemIndex, embedding_text
 from interest_server.state.keys import DEFAULT_KEYS, KeySpace
+from interest_server.state.model_registry import MODEL_OP
 from interest_server.state.redis_conn import REDIS_ERRORS
 from interest_server.state.synonyms import SYNONYMS_OP
 from interest_server.state.user_store import now_ms, pack_vector, unpack_vector
@@ -128,11 +129,15 @@ class CatalogFollower:
 
     def __init__(self, store: CatalogStore, index: ItemIndex, model_id: str,
                  embed: Callable[[list[str]], np.ndarray], block_ms: int = 1000,
-                 on_synonyms: Callable[[], None] | None = None) -> None:
+                 on_synonyms: Callable[[], None] | None = None,
+                 on_model: Callable[[], None] | None = None) -> None:
         """`on_synonyms()` is called for each `synonyms` entry of the stream (state/synonyms.py:
-        the tenant's attribute synonyms changed)."""
+        the tenant's attribute synonyms changed), `on_model()` for each `model` entry
+        (state/model_registry.py: the published interest model changed); both must return
+        quickly, the follower's thread calls them."""
         self.store = store
         self.on_synonyms = on_synonyms
+        self.on_model = on_model
         self.index = index
         self.model_id = model_id
         self.embed = embed
@@ -190,6 +195,9 @@ class CatalogFollower:
             if op == SYNONYMS_OP:
                 if self.on_synonyms is not None:
                     self.on_synonyms()
+            elif op == MODEL_OP:
+                if self.on_model is not None:
+                    self.on_model()
             elif op == "delete":
                 self.index.delete(item_ids)
             else:

@@ -106,6 +106,23 @@ class KeySpace:
         """Sorted set item id -> decayed interaction count, for the tenant."""
         return self.prefix + POPULARITY
 
+    @property
+    def model_current(self) -> str:
+        """String: the version of the tenant's published interest model, absent when none is
+        published (e.g. models:{default}:current). All model keys of a tenant share the hash
+        tag `{<tenant>}`, so the registry's scripts stay on one cluster slot."""
+        return self.prefix + "models:{" + self.tenant + "}:current"
+
+    @property
+    def model_history(self) -> str:
+        """List: the tenant's published model versions, newest (the current one) first,
+        capped (state/model_registry.py)."""
+        return self.prefix + "models:{" + self.tenant + "}:history"
+
+    def model_blob(self, version: str) -> str:
+        """String: the checkpoint bytes of one published model version."""
+        return self.prefix + "models:{" + self.tenant + "}:blob:" + version
+
     def user(self, user_id: str) -> UserKeys:
         """Keys of one user, e.g. u:{42}:rec (t:acme:u:{42}:rec for tenant acme)."""
         prefix = self.prefix + "u:{" + _tag(user_id) + "}:"

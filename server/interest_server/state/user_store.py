@@ -246,10 +246,8 @@ class UserStore:
         self.keys = keys
         self.cache = cache if cache is not None and cache.capacity > 0 else None
         self.user_ttl_s = user_ttl_s
-        self.interest = interest
-        self.model_id = interest.version
-        # The window must hold at least the history the interest function reads.
-        self.window_size = max(window_size, interest.history_length)
+        self._window_setting = window_size
+        self.set_interest(interest)
         self.dedupe_ttl_ms = dedupe_ttl_s * 1000
         self.popularity_half_life_ms = popularity_half_life_s * 1000.0
         lua = Path(__file__).parent / "lua"
@@ -264,6 +262,19 @@ class UserStore:
             "local function write_one(KEYS, ARGV)\n" + single + "\nend\n"
             + (lua / "write_records.lua").read_text())
         self._bump = client.register_script((lua / "bump_popularity.lua").read_text())
+
+    def set_interest(self, interest: InterestFunction) -> None:
+        """Write with another interest function from now on (a published model switch). A
+        write already under way finishes with the function it started with, and labels its
+        vector with that function's version (_apply reads `self.interest` once)."""
+        # The window must hold at least the history the interest function reads.
+        self.window_size = max(self._window_setting, interest.history_length)
+        self.interest = interest
+
+    @property
+    def model_id(self) -> str:
+        """The version written next to the vectors this store writes now."""
+        return self.interest.version
 
     # ---- record reads -------------------------------------------------------------------
 
@@ -403,22 +414,26 @@ class UserStore:
         """The write of a user's new events: updates state.record (this round's own copy) with
         them and returns the compare-and-set write of it against the header read."""
         events, record = batch.events, state.record
+        # One read of the function: a model switch during this write must not make it compute
+        # with one model and label the vector with another.
+        interest = self.interest
         acc, t_ref = record.vector, record.t_ref
-        if acc is not None and record.model != self.model_id:
+        if acc is not None and record.model != interest.version:
             # Vectors of another model live in another space (maybe of another dimension):
             # rebuild the accumulator from the stored window with this model's item vectors.
             log.info("user %s: interest vector from another model, rebuilding it from the "
                      "window", p.user_id)
-            acc, t_ref = self.rebuild(record.recent(self.window_size), batch.item_vector)
+            acc, t_ref = self.rebuild(record.recent(self.window_size), batch.item_vector,
+                                      interest)
         items = [WeightedItem(batch.item_vector(events[i].item_id),
                               event_weight(events[i].type, events[i].value),
                               batch.timestamp_ms(i), events[i].item_id, events[i].type)
                  for i in new]
         history = [HistoryEntry(item, EventType(etype), ts) for item, etype, ts
-                   in record.history(self.interest.history_length)] \
-            if self.interest.history_length else []
-        acc, t_ref = self.interest.update(acc, t_ref, history, items)
-        record.vector, record.t_ref, record.model = acc, t_ref, self.model_id
+                   in record.history(interest.history_length)] \
+            if interest.history_length else []
+        acc, t_ref = interest.update(acc, t_ref, history, items)
+        record.vector, record.t_ref, record.model = acc, t_ref, interest.version
         record.version += 1
         record.epoch = record.epoch or new_epoch()
         record.applied += len(new)
@@ -435,11 +450,11 @@ class UserStore:
                       [x for i in new for x in _log_values(events[i], batch.timestamp_ms(i))]
                       if self.event_log_maxlen else [])
 
-    def rebuild(self, recent: Sequence[dict], item_vector: Callable[[str], np.ndarray]
-                ) -> tuple[np.ndarray | None, int]:
-        """(accumulator, t_ref) of this interest function over a stored window (`recent`:
-        UserRecord.recent's dicts, newest first), with the current item vectors; (None, 0) for
-        an empty window.
+    def rebuild(self, recent: Sequence[dict], item_vector: Callable[[str], np.ndarray],
+                interest: InterestFunction | None = None) -> tuple[np.ndarray | None, int]:
+        """(accumulator, t_ref) of an interest function (default: this store's current one)
+        over a stored window (`recent`: UserRecord.recent's dicts, newest first), with the
+        current item vectors; (None, 0) for an empty window.
 
         For a user whose stored vector another model made: the vector lives in another space,
         so it is recomputed, never read. Only the window is stored, so events older than it
@@ -450,7 +465,7 @@ class UserStore:
             return None, 0
         items = [WeightedItem(item_vector(e["i"]), event_weight(EventType(e["t"]), e["v"]),
                               int(e["ts"]), e["i"], EventType(e["t"])) for e in events]
-        return self.interest.update(None, 0, [], items)
+        return (interest or self.interest).update(None, 0, [], items)
 
     def _remember(self, key: str, record: UserRecord | None) -> None:
         """Cache the record this process just wrote for a user; None forgets the user."""
