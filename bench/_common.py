@@ -233,3 +233,16 @@ def boosted_scores(client: InterestClient, rclient: redis.Redis, user: str,
                             np.float32(1.0), sims)
         per_concept.append(c.weight * sims)
     return vectors @ query + Settings.concept_weight * np.max(per_concept, axis=0)
+
+
+def store_catalog_rows(client: redis.Redis, rows: Sequence[dict[str, Any]], vectors: np.ndarray,
+                       model: str, chunk: int = 1000) -> list[str]:
+    """Write {item_id, text, attributes} rows with their precomputed vectors (the vectors of
+    `embedding_text(text, attributes)` by the encoder `model`) straight into Redis."""
+    store = CatalogStore(client, stream_maxlen=100_000)
+    for start in range(0, len(rows), chunk):
+        store.upsert([CatalogItem(r["item_id"], r["text"],
+                                  {k: tuple(v) for k, v in r["attributes"].items()},
+                                  vectors[i], model)
+                      for i, r in enumerate(rows[start:start + chunk], start)])
+    return [r["item_id"] for r in rows]

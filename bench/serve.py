@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument("--event-log-maxlen", type=int, default=Settings.event_log_maxlen)
     parser.add_argument("--concept-extractor", default=Settings.concept_extractor)
+    parser.add_argument("--interest-model-path", default=Settings.interest_model_path)
     parser.add_argument("--processes", type=int, default=1,
                         help="real server: `interest-server serve --processes N` (the shipped "
                         "supervisor, one port shared by N processes) instead of one in-process "
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         coalesce_events=args.coalesce_events,
                         metrics_port=args.metrics_port,
                         event_log_maxlen=args.event_log_maxlen,
-                        concept_extractor=args.concept_extractor)
+                        concept_extractor=args.concept_extractor,
+                        interest_model_path=args.interest_model_path)
     if args.kind == "real" and args.processes != 1:
         return _supervised(settings, args.processes)
     if args.kind == "echo":
