@@ -392,3 +392,28 @@ def test_sampled_softmax_trains_a_large_catalog(tmp_path: Path,
     tensors = TrainTensors(split, model.max_len)
     assert fast_evaluate(model.net, tensors, split, "test") == pytest.approx(served["test"],
                                                                              abs=1e-9)
+
+
+def test_served_check_can_be_limited_to_a_sample_of_users(
+        trained: tuple[dict, SplitData]) -> None:
+    """At 100k items every served user costs a full catalog scoring: the post-training check
+    through the serving API must be able to run on a fixed sample (it ran over every user and
+    took longer than the training on 1M events)."""
+    report, split = trained
+    model = SequenceInterestModel.load(report["checkpoint"])
+    calls = 0
+    user_vector = model.user_vector
+
+    def counted(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        return user_vector(*args)
+
+    model.user_vector = counted  # type: ignore[method-assign]
+    offline_evaluate(model, split, splits=("test",))
+    everyone = calls
+    assert everyone > 5
+    calls = 0
+    first = offline_evaluate(model, split, splits=("test",), max_users=5)
+    assert calls <= 5
+    assert first == offline_evaluate(model, split, splits=("test",), max_users=5)  # fixed sample

@@ -498,6 +498,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="items the item-item memory covers (the most frequent in "
                         "training; 0: no memory): the user vector is 65 + this many floats "
                         "at most, whatever the catalog's size")
+    parser.add_argument("--served-check-users", type=int, default=2000, metavar="N",
+                        help="after training, evaluate through the serving API on a fixed "
+                        "random sample of N users (0: all); the training report above already "
+                        "covers every user")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the checkpoint at --out instead of training")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -573,8 +577,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
         print(json.dumps(report, indent=2))
     model = SequenceInterestModel.load(args.out)
-    metrics = offline_evaluate(model, split, progress=not args.quiet)
-    print(json.dumps({"version": model.version, **metrics}, indent=2))
+    metrics = offline_evaluate(model, split, progress=not args.quiet,
+                               max_users=args.served_check_users)
+    checked = min(len(split.users), args.served_check_users or len(split.users))
+    print(json.dumps({"version": model.version, "served_check_users": checked, **metrics},
+                     indent=2))
     return 0
 
 
