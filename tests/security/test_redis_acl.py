@@ -45,7 +45,7 @@ CLUSTER_COMMANDS = ["cluster|slots", "command"]
 """What redis-py's cluster client sends besides: the slot map, and the command table it routes
 keys with (checked by test_every_flow_works_under_the_restricted_user_on_a_cluster)."""
 CHANNEL_PATTERNS = ["u:*"]  # user-change notifications for WatchRecommendations
-KEY_PATTERNS = ["u:*", "item:*", "catalog:*", "pop"]
+KEY_PATTERNS = ["u:*", "item:*", "catalog:*", "pop", "models:*"]  # models: published models (read)
 
 
 def acl_url(redis_url: str) -> str:
