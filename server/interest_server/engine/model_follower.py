@@ -10,8 +10,6 @@ it (interest_model_load_failures) and keeps serving the model it has.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 
@@ -42,19 +40,11 @@ def load_checkpoint_bytes(blob: bytes, version: str, encoder_model_id: str,
     from interest_server.model.learned_interest import LearnedInterest
     from interest_server.model.sequence_model import SequenceInterestModel
 
-    # Through a private temporary file and SequenceInterestModel.load, the one loader of
-    # checkpoints (torch.load with weights_only=True: an unpickler that builds tensors and
-    # plain containers only, and refuses any other global, so a __reduce__ payload never runs).
-    fd, path = tempfile.mkstemp(prefix="interest-model-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        model = SequenceInterestModel.load(path)
+    try:  # the one loader of checkpoints; weights_only, so a __reduce__ payload never runs
+        model = SequenceInterestModel.load(blob)
     except Exception as exc:  # any failure to read the bytes as a checkpoint is a refusal
         raise ModelRefused("load", f"not a loadable sequence-model checkpoint "
                                    f"({exc.__class__.__name__}: {str(exc)[:300]})") from None
-    finally:
-        os.unlink(path)
     if model.version != version:
         raise ModelRefused("version", f"the blob holds model {model.version}, not {version}")
     if model.text_model_id != encoder_model_id:

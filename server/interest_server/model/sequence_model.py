@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -410,15 +411,18 @@ class SequenceInterestModel:
         self.text_dim = net.cfg.text_dim
 
     @classmethod
-    def load(cls, path: str | Path) -> SequenceInterestModel:
-        """Load a checkpoint written by `save_checkpoint` (weights_only: no code runs)."""
-        path = Path(path)
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-        if raw.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a sequence-model checkpoint")
+    def load(cls, source: str | Path | bytes) -> SequenceInterestModel:
+        """Load a checkpoint written by `save_checkpoint`, from a file or from its bytes (a
+        published blob). weights_only: an unpickler that builds tensors and plain containers
+        and refuses any other global, so no code in the checkpoint runs."""
+        name = "the checkpoint bytes" if isinstance(source, bytes) else str(source)
+        raw = torch.load(io.BytesIO(source) if isinstance(source, bytes) else Path(source),
+                         map_location="cpu", weights_only=True)
+        if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{name} is not a sequence-model checkpoint")
         if int(raw.get("format_version", 0)) > CHECKPOINT_FORMAT_VERSION:
             raise ValueError(
-                f"{path} has checkpoint format {raw['format_version']}; "
+                f"{name} has checkpoint format {raw['format_version']}; "
                 f"this server reads up to {CHECKPOINT_FORMAT_VERSION}"
             )
         config = dict(raw["config"])
@@ -428,7 +432,7 @@ class SequenceInterestModel:
         net.load_state_dict(raw["state_dict"])
         version = model_version(raw)
         logger.info("sequence model %s loaded from %s (%d items, dim %d, max_len %d)",
-                    version, path, net.cfg.n_items, net.score_dim, net.cfg.max_len)
+                    version, name, net.cfg.n_items, net.score_dim, net.cfg.max_len)
         return cls(net, raw["item_ids"], raw["text_model_id"], version, raw["metadata"])
 
     def _indices(self, item_ids: Sequence[str]) -> torch.Tensor:
